@@ -1,0 +1,370 @@
+"""The campaign: search_space.yaml's one schema, and its loader with file:line errors.
+
+A campaign says what to improve (objective), how long a probe trains (probe), what the
+production recipe is (recipe), what the agent may change (lanes of knobs), how a probe is
+trained (trainer), how it is evaluated (eval) and who proposes changes (agent).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from probes.durations import parse_duration
+from probes.evaluation.config import EvalConfig
+from probes.trainers.config import TrainerConfig
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+DEFAULT_LANES = ("hyperparameters", "data_mixture", "curriculum")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Objective(_Strict):
+    """What the session tries to improve and what it may not break."""
+
+    target: str
+    """The category to improve."""
+    guards: list[str] = Field(default_factory=list)
+    """Categories that may not regress beyond their tolerance."""
+    min_improvement: float = Field(default=0.0, ge=0.0)
+    """The smallest target gain (in score units) worth keeping."""
+    guard_tolerance: float | dict[str, float] = 0.5
+    """How far a guard may drop (score units): one number, or per guard with an optional
+    `default` key, e.g. {default: 0.5, voice: 0.3}."""
+    critical_below: float | None = None
+    """A per-prompt score below this counts as a critical failure (lower is worse when
+    higher_is_better, else above)."""
+    higher_is_better: bool = True
+    """Direction of every score."""
+
+    @field_validator("guard_tolerance")
+    @classmethod
+    def _tolerances_non_negative(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        values = value.values() if isinstance(value, dict) else [value]
+        for v in values:
+            if not math.isfinite(v) or v < 0:
+                raise ValueError("guard tolerances must be finite and >= 0")
+        return value
+
+    @model_validator(mode="after")
+    def _roles_consistent(self) -> Objective:
+        if self.target in self.guards:
+            raise ValueError(f"the target {self.target!r} cannot also be a guard")
+        if len(set(self.guards)) != len(self.guards):
+            raise ValueError("guards are listed more than once")
+        if isinstance(self.guard_tolerance, dict):
+            unknown = set(self.guard_tolerance) - set(self.guards) - {"default"}
+            if unknown:
+                raise ValueError(
+                    f"guard_tolerance names {sorted(unknown)} which are not guards "
+                    f"(guards: {self.guards})"
+                )
+        return self
+
+    def tolerance_for(self, guard: str) -> float:
+        """The tolerance of one guard."""
+        if isinstance(self.guard_tolerance, dict):
+            return self.guard_tolerance.get(guard, self.guard_tolerance.get("default", 0.5))
+        return self.guard_tolerance
+
+    @property
+    def categories(self) -> list[str]:
+        """Target first, then the guards."""
+        return [self.target, *self.guards]
+
+
+class ProbeSettings(_Strict):
+    """How every probe (and baseline probe) is run."""
+
+    steps: int = Field(gt=0)
+    """Training steps of every probe; baselines train exactly as long."""
+    baseline_seeds: int = Field(default=2, ge=2)
+    """Baseline trainings with different seeds (>= 2, to measure training noise)."""
+    eval_repeats: int = Field(default=1, ge=1)
+    """Evaluations per prompt per probe (sampled generation or a stochastic judge)."""
+    timeout: Seconds | None = None
+    """Longest a single probe may run (`90s`, `30m`, `2h`)."""
+    min_prompts_per_category: int = Field(default=3, ge=1)
+    """Preflight fails when a target or guard category has fewer eval prompts."""
+    checkpoint_every: int | None = Field(default=None, gt=0)
+    """Built-in trainers save a checkpoint this often, so a resumed probe continues."""
+    seed: int = 0
+    """First seed; baseline seeds are seed, seed+1, ...; probes use fresh seeds after them."""
+
+
+class Knob(_Strict):
+    """One setting the agent may change, with its allowed values."""
+
+    type: Literal["float", "int", "categorical"]
+    """Value type."""
+    low: float | None = None
+    """Smallest allowed value (float, int)."""
+    high: float | None = None
+    """Largest allowed value (float, int)."""
+    log: bool = False
+    """Search on a log scale (float, int)."""
+    step: float | None = None
+    """Move size of the sweep policy: additive, or a factor (> 1) when log is true."""
+    choices: list[Any] | None = None
+    """Allowed values (categorical)."""
+
+    @model_validator(mode="after")
+    def _shape(self) -> Knob:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical knob needs a non-empty 'choices' list")
+            if self.low is not None or self.high is not None:
+                raise ValueError("a categorical knob takes 'choices', not 'low'/'high'")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} knob needs 'low' and 'high'")
+        if not self.low < self.high:
+            raise ValueError(f"'low' ({self.low}) must be below 'high' ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log-scale knob needs 'low' > 0")
+        if self.choices is not None:
+            raise ValueError(f"a {self.type} knob takes 'low'/'high', not 'choices'")
+        if self.step is not None:
+            if self.log and self.step <= 1:
+                raise ValueError("on a log-scale knob 'step' is a factor and must be > 1")
+            if not self.log and self.step <= 0:
+                raise ValueError("'step' must be > 0")
+        if self.type == "int" and (
+            self.low != int(self.low) or self.high != int(self.high)
+        ):
+            raise ValueError("an int knob needs whole-number 'low' and 'high'")
+        return self
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is an allowed value of this knob."""
+        if self.type == "categorical":
+            return value in (self.choices or [])
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if self.type == "int" and value != int(value):
+            return False
+        assert self.low is not None and self.high is not None
+        # A relative tolerance so a recipe's 2e-5 sits inside [2e-5, ...] despite float parsing.
+        eps = 1e-9 * max(abs(self.low), abs(self.high), 1e-300)
+        return self.low - eps <= value <= self.high + eps
+
+    def describe(self) -> str:
+        """The allowed values, for error messages and the agent's prompt."""
+        if self.type == "categorical":
+            return f"one of {self.choices}"
+        scale = ", log scale" if self.log else ""
+        return f"{self.type} in [{self.low:g}, {self.high:g}]{scale}"
+
+
+class AgentConfig(_Strict):
+    """Who proposes the changes."""
+
+    policy: Literal["auto", "claude", "optuna", "sweep"] = "auto"
+    """`claude` (needs ANTHROPIC_API_KEY), `optuna` (offline), `sweep` (offline, simplest);
+    `auto` is claude when the key is set, else optuna."""
+    model: str = "claude-sonnet-4-5"
+    """Model id for the claude policy."""
+    brief: str | None = "program.md"
+    """A Markdown file the user owns: context and hints for the agent."""
+    max_attempts: int = Field(default=3, ge=1)
+    """Invalid proposals in a row before a turn falls back to the offline policy."""
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """Policy-specific settings (e.g. optuna plateau length)."""
+
+
+class Campaign(_Strict):
+    """One search_space.yaml, validated."""
+
+    objective: Objective
+    probe: ProbeSettings
+    recipe: dict[str, Any]
+    """Every training setting of the production recipe: the baseline's settings."""
+    lanes: dict[str, dict[str, Knob]]
+    """Lane name -> knob name -> allowed values. Every knob must exist in `recipe`."""
+    trainer: TrainerConfig
+    eval: EvalConfig
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    protected: list[str] = Field(default_factory=list)
+    """Recipe keys no proposal may change, even if a lane lists them."""
+
+    # Where the file lives; relative paths resolve against its folder.
+    path: Path | None = Field(default=None, exclude=True)
+
+    def consistency_problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        """Cross-section problems as (key path, message): knobs missing from the recipe,
+        recipe values outside their knob's range, knobs in two lanes, empty lanes."""
+        problems: list[tuple[tuple[Any, ...], str]] = []
+        if not self.lanes:
+            problems.append((("lanes",), "declare at least one lane with one knob"))
+        seen: dict[str, str] = {}
+        for lane, knobs in self.lanes.items():
+            if not knobs:
+                problems.append((("lanes", lane), f"lane {lane!r} declares no knobs"))
+            for name, knob in knobs.items():
+                loc = ("lanes", lane, name)
+                if name in seen:
+                    problems.append((loc, f"knob {name!r} is also in lane {seen[name]!r}"))
+                seen[name] = lane
+                if name not in self.recipe:
+                    problems.append(
+                        (loc, f"knob {name!r} is not in 'recipe' (every knob needs its "
+                         "baseline value there)")
+                    )
+                elif not knob.contains(self.recipe[name]):
+                    problems.append(
+                        (loc, f"the recipe value {self.recipe[name]!r} is outside the "
+                         f"knob's range ({knob.describe()})")
+                    )
+        for key in self.protected:
+            if key not in self.recipe:
+                problems.append((("protected",), f"{key!r} is not a recipe key"))
+        return problems
+
+    @property
+    def workspace(self) -> Path:
+        """The folder holding search_space.yaml."""
+        return (self.path.parent if self.path else Path.cwd()).resolve()
+
+    def resolve(self, relative: str) -> Path:
+        """A path from the file, resolved against the workspace."""
+        p = Path(relative).expanduser()
+        return p if p.is_absolute() else self.workspace / p
+
+    def knob(self, name: str) -> tuple[str, Knob] | None:
+        """(lane, knob) of a knob name, or None."""
+        for lane, knobs in self.lanes.items():
+            if name in knobs:
+                return lane, knobs[name]
+        return None
+
+
+class CampaignError(ValueError):
+    """search_space.yaml cannot be used. `str()` names the file, line and key path."""
+
+    def __init__(self, path: Path, problems: list[tuple[int | None, str, str]]):
+        self.path = path
+        self.problems = problems
+        lines = []
+        for line, key, message in problems:
+            where = f"{path}:{line}" if line else str(path)
+            lines.append(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+        super().__init__("\n".join(lines))
+
+
+def _line_index(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map every key path in a YAML document to its 1-based line."""
+    index: dict[tuple[Any, ...], int] = {prefix: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = (*prefix, key_node.value)
+            index.update(_line_index(value_node, path))
+            index[path] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            index.update(_line_index(item, (*prefix, i)))
+    return index
+
+
+def _nearest_line(index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    # Pydantic may add union/tag entries to `loc` (e.g. 'command', 'float'); walk back until known.
+    candidate = tuple(str(p) if not isinstance(p, int) else p for p in loc)
+    while candidate:
+        if candidate in index:
+            return index[candidate]
+        candidate = candidate[:-1]
+    return index.get((), None)
+
+
+def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
+    """Drop pydantic's discriminator/union tags that do not exist in the YAML."""
+    out: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and part not in node and not out[-1:] == [part]:
+            # A missing required key or a tag: keep real key names, drop tags.
+            if isinstance(part, str) and part not in {"command", "trl", "float", "str"}:
+                out.append(part)
+            node = None
+        else:
+            node = None
+    return tuple(out)
+
+
+def _describe_error(err: dict[str, Any]) -> str:
+    msg = str(err["msg"])
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check the spelling; see docs/usage.md for the keys)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    if "input" in err and err["type"] not in {"model_type", "dict_type"}:
+        shown = repr(err["input"])
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return f"{msg} (got {shown})"
+    return msg
+
+
+def parse_campaign(text: str, path: Path) -> Campaign:
+    """Validate a search_space.yaml document; errors name `path`, the line and the key path."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise CampaignError(path, [(line, "", f"not valid YAML: {problem}")]) from None
+    if not isinstance(data, dict):
+        raise CampaignError(path, [(1, "", "expected a mapping with objective, probe, recipe, …")])
+    index = _line_index(node) if node is not None else {}
+    try:
+        campaign = Campaign.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = _clean_loc(tuple(err["loc"]), data)
+            key = ".".join(str(p) for p in loc)
+            problems.append((_nearest_line(index, loc), key, _describe_error(dict(err))))
+        raise CampaignError(path, problems) from None
+    cross = campaign.consistency_problems()
+    if cross:
+        raise CampaignError(
+            path,
+            [(_nearest_line(index, loc), ".".join(map(str, loc)), msg) for loc, msg in cross],
+        )
+    return campaign.model_copy(update={"path": path.resolve()})
+
+
+def load_campaign(path: Path) -> Campaign:
+    """Read and validate search_space.yaml."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CampaignError(
+            path, [(None, "", "not found (run `autoresearch init DIR` to create a workspace)")]
+        ) from None
+    return parse_campaign(text, path)

@@ -1,0 +1,72 @@
+"""Configuration of the built-in trainers (the `trainer:` section of search_space.yaml).
+
+Light on purpose: importing this never imports torch or trl.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+from probes.durations import parse_duration
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CommandTrainerConfig(_Strict):
+    """Run the user's own script as a subprocess, without a shell (DESIGN.md §5.2)."""
+
+    kind: Literal["command"] = "command"
+    argv: list[str] = Field(min_length=1)
+    """The command; `{config}` and `{out_dir}` are replaced with absolute paths."""
+    timeout: Seconds | None = None
+    """Kill the run after this long (`90s`, `30m`, `2h`); overrides `probe.timeout`."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Extra environment variables for the script (never secrets: use the environment)."""
+    cwd: str | None = None
+    """Working folder, relative to the workspace; default the workspace."""
+
+    @field_validator("argv")
+    @classmethod
+    def _placeholders_known(cls, argv: list[str]) -> list[str]:
+        for arg in argv:
+            for name in _placeholders(arg):
+                if name not in {"config", "out_dir"}:
+                    raise ValueError(
+                        f"unknown placeholder {{{name}}} in argv; use {{config}} or {{out_dir}}"
+                    )
+        return argv
+
+
+def _placeholders(arg: str) -> list[str]:
+    import string
+
+    return [name for _, name, _, _ in string.Formatter().parse(arg) if name is not None]
+
+
+class TrlTrainerConfig(_Strict):
+    """The built-in TRL/PEFT LoRA trainer (probes/trainers/trl.py)."""
+
+    kind: Literal["trl"] = "trl"
+    model: str = "demo"
+    """A local model folder, or `demo` for the demo lab's tiny Llama (built offline, cached)."""
+    objective: Literal["sft", "dpo", "orpo"] = "sft"
+    """Training objective."""
+    data: str = "data/manifest.yaml"
+    """The data manifest (sources, categories, weights), relative to the workspace."""
+    timeout: Seconds | None = None
+    """Kill the run after this long; overrides `probe.timeout`."""
+    report_to: list[str] = Field(default_factory=list)
+    """Passed to TRL: e.g. ["tensorboard"]; empty logs nowhere but the run folder."""
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where to train and evaluate."""
+    extra: dict[str, Any] = Field(default_factory=dict)
+    """Further TRL config fields passed through unchanged."""
+
+
+TrainerConfig = Annotated[CommandTrainerConfig | TrlTrainerConfig, Field(discriminator="kind")]
