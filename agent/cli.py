@@ -1,0 +1,439 @@
+"""The `autoresearch` command line: init, check, start, resume, status, show, replay, report,
+power. Imports stay light so `--help`, `status` and `report` start fast."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Autonomous, noise-aware research on a fine-tuning recipe.",
+)
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+Workspace = Annotated[
+    Path,
+    typer.Option("--workspace", "-w", help="Folder holding search_space.yaml (default: here)."),
+]
+
+
+class CliError(Exception):
+    """Printed as a clean message with exit code 2."""
+
+
+def _fail(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code=2)
+
+
+def _store(workspace: Path) -> Any:
+    from agent.store.store import Store
+
+    if not (workspace / "runs").exists() and not (workspace / "search_space.yaml").exists():
+        _fail(f"{workspace} is not an autoresearch workspace (no search_space.yaml)")
+    return Store(workspace)
+
+
+def _campaign(workspace: Path) -> Any:
+    from agent.campaign import CampaignError, load_campaign
+
+    try:
+        return load_campaign(workspace / "search_space.yaml")
+    except CampaignError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")],
+    force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
+) -> None:
+    """Write a new workspace: search_space.yaml, probe prompts, a brief and an example trainer."""
+    source = Path(__file__).parent / "templates" / "workspace"
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in sorted(source.rglob("*")):
+        if path.is_dir() or "__pycache__" in path.parts:
+            continue
+        target = directory / path.relative_to(source)
+        if target.exists() and not force:
+            _fail(f"{target} exists; use --force to overwrite")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+        written.append(target)
+    for t in written:
+        console.print(f"  wrote {t}")
+    console.print(
+        f"\nNext: edit {directory / 'search_space.yaml'}, then\n"
+        f"  autoresearch check -w {directory}\n  autoresearch start -w {directory} --budget 8"
+    )
+
+
+@app.command()
+def check(workspace: Workspace = Path(".")) -> None:
+    """Validate search_space.yaml and run the preflight, without training."""
+    from agent.runtime import build_trainer
+    from agent.session import SessionError, preflight
+
+    campaign = _campaign(workspace)
+    try:
+        trainer = build_trainer(campaign)
+    except SessionError as exc:
+        _fail(str(exc))
+    report = preflight(campaign, trainer)
+    table = Table(title="eval prompts per category")
+    table.add_column("category")
+    table.add_column("role")
+    table.add_column("prompts", justify="right")
+    roles = {campaign.objective.target: "target", **{g: "guard" for g in campaign.objective.guards}}
+    for category in sorted(set(report.counts) | set(roles)):
+        table.add_row(category, roles.get(category, "—"), str(report.counts.get(category, 0)))
+    console.print(table)
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    if not report.ok:
+        _fail("preflight failed:\n" + "\n".join(f"  - {p}" for p in report.problems))
+    knobs = sum(len(k) for k in campaign.lanes.values())
+    console.print(
+        f"[green]ok[/]: {campaign.path} — target {campaign.objective.target}, "
+        f"{len(campaign.objective.guards)} guard(s), {len(campaign.lanes)} lane(s), {knobs} knob(s)"
+    )
+
+
+def _run_session(workspace: Path, *, budget: str | None, resume: bool, new: bool) -> None:
+    from agent.campaign import CampaignError
+    from agent.report.render import write_report
+    from agent.runtime import open_session
+    from agent.session import BudgetSpec, SessionError, WorkspaceLock
+
+    spec = None
+    if budget is not None:
+        try:
+            spec = BudgetSpec.parse(budget)
+        except ValueError as exc:
+            _fail(str(exc))
+    workspace = workspace.resolve()
+    display = LiveDisplay(workspace)
+    try:
+        with WorkspaceLock(workspace / "runs"):
+            session = open_session(
+                workspace, budget=spec, resume=resume, new=new, observer=display.observe
+            )
+            display.store = session.store
+            display.session_id = session.id
+            with display:
+                try:
+                    row = session.run()
+                except KeyboardInterrupt:
+                    display.stop()
+                    err.print(
+                        f"\ninterrupted: session {session.id} is saved; "
+                        "`autoresearch resume` continues it"
+                    )
+                    raise typer.Exit(code=130) from None
+            narrative = None
+            try:
+                narrative = session.policy.narrative(_report_data(session))
+            except Exception as exc:  # the deterministic report never depends on the agent
+                err.print(f"[yellow]warning:[/] the agent's narrative failed: {exc}")
+            path, _archive = write_report(session.store, session.id, narrative=narrative)
+    except (SessionError, CampaignError) as exc:
+        _fail(str(exc))
+    console.print(f"\nsession {row.id} {row.status}; report: {path}")
+    if row.status == "failed":
+        raise typer.Exit(code=1)
+
+
+def _report_data(session: Any) -> dict[str, Any]:
+    from agent.report.render import report_data
+
+    return report_data(session.store, session.id)
+
+
+class LiveDisplay:
+    """The live view: the running probe and the results so far (plain lines when not a TTY)."""
+
+    def __init__(self, workspace: Path):
+        self.workspace = workspace
+        self.store: Any = None
+        self.session_id: str | None = None
+        self.current: str | None = None
+        self.live: Any = None
+
+    def __enter__(self) -> LiveDisplay:
+        if console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self.render(), console=console, refresh_per_second=2, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+            self.live = None
+
+    def observe(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "probe_started":
+            self.current = data["probe_id"]
+        elif kind == "probe_finished":
+            self.current = None
+        if kind == "event":
+            if self.live is None:
+                console.print(f"{data['kind']:<10} {data['message']}", soft_wrap=True)
+            else:
+                self.live.console.print(f"[dim]{data['kind']:<10}[/] {data['message']}",
+                                        soft_wrap=True)
+        if self.live is not None:
+            self.live.update(self.render())
+
+    def render(self) -> Any:
+        table = results_table(self.store, self.session_id) if self.store and self.session_id else Table()
+        if self.current:
+            table.caption = f"running: {self.current}"
+        return table
+
+
+def results_table(store: Any, session_id: str) -> Table:
+    """The probes of a session with their verdicts."""
+    session = store.get_session(session_id)
+    target = session.campaign["objective"]["target"] if session else "target"
+    table = Table(title=f"session {session_id}")
+    for col, justify in [("probe", "left"), ("kind", "left"), ("change", "left"),
+                         ("seed", "right"), (f"{target} Δ", "right"), ("interval", "right"),
+                         ("worst guard", "left"), ("status", "left")]:
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    from agent.proposals import format_changes
+
+    for p in store.probes(session_id):
+        v = p.verdict or {}
+        delta = v.get("target_delta")
+        interval = (
+            f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]" if v.get("ci_low") is not None else ""
+        )
+        worst = (
+            f"{v['worst_guard']} {v['worst_guard_delta']:+.2f}" if v.get("worst_guard") else ""
+        )
+        status = p.status or p.state
+        style = {"keep": "bold green", "candidate": "green", "guard_fail": "red",
+                 "crash": "red", "inconclusive": "yellow"}.get(status, "")
+        table.add_row(
+            p.id, p.kind, format_changes(p.changes or {}), str(p.seed),
+            "" if delta is None else f"{delta:+.2f}", interval, worst,
+            f"[{style}]{status}[/]" if style else status,
+        )
+    return table
+
+
+@app.command()
+def start(
+    budget: Annotated[
+        str, typer.Option(help="Trainings (e.g. 8; baselines and confirmations count) or "
+                               "wall-clock (e.g. 90m, 10h).")
+    ] = "8",
+    new: Annotated[bool, typer.Option("--new", help="Abandon an unfinished session.")] = False,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Run a research session: baseline, then probes until the budget is spent."""
+    _run_session(workspace, budget=budget, resume=False, new=new)
+
+
+@app.command()
+def resume(workspace: Workspace = Path(".")) -> None:
+    """Continue the unfinished session: finished probes are kept, the interrupted one re-runs."""
+    _run_session(workspace, budget=None, resume=True, new=False)
+
+
+@app.command()
+def status(workspace: Workspace = Path(".")) -> None:
+    """The current or last session: budget used and left, probes and verdicts."""
+    store = _store(workspace)
+    session = store.unfinished_session() or store.latest_session()
+    if session is None:
+        console.print("no session yet (`autoresearch start --budget 8`)")
+        return
+    from probes.durations import format_duration
+
+    used = store.runs_used(session.id)
+    if session.budget_runs is not None:
+        budget = f"{used}/{session.budget_runs} trainings ({session.budget_runs - used} left)"
+    else:
+        left = max(0.0, (session.budget_seconds or 0) - session.seconds_used)
+        budget = (
+            f"{format_duration(session.seconds_used)}/{format_duration(session.budget_seconds or 0)}"
+            f" ({format_duration(left)} left), {used} trainings"
+        )
+    running = [p.id for p in store.probes(session.id) if p.state == "running"]
+    cost = sum(d.cost_usd for d in store.decisions(session.id))
+    console.print(f"session [bold]{session.id}[/] — {session.status}, policy {session.policy}")
+    console.print(f"budget: {budget}")
+    if session.mde is not None:
+        console.print(f"minimum detectable {session.campaign['objective']['target']} effect: "
+                      f"{session.mde:.2f}")
+    if cost:
+        console.print(f"agent cost: ${cost:.2f}")
+    if running:
+        console.print(f"running (or interrupted): {', '.join(running)}")
+    console.print(results_table(store, session.id))
+
+
+@app.command()
+def show(
+    probe: Annotated[str, typer.Argument(help="Probe id (or a unique prefix).")],
+    workspace: Workspace = Path("."),
+) -> None:
+    """One probe: config, changes, per-category scores and deltas, verdict, log tail."""
+    from agent.replay import resolve_probe
+    from agent.session import SessionError
+    from agent.stats import category_means
+
+    store = _store(workspace)
+    try:
+        row = resolve_probe(store, probe)
+    except SessionError as exc:
+        _fail(str(exc))
+    console.print(f"[bold]{row.id}[/] — {row.kind}, session {row.session_id}")
+    from agent.proposals import format_changes
+
+    console.print(f"change: {format_changes(row.changes or {})}  lane: {row.lane or '—'}  "
+                  f"steps: {row.steps}  seed: {row.seed}")
+    if row.hypothesis:
+        console.print(f"hypothesis: {row.hypothesis}")
+    console.print(f"state: {row.state}  status: {row.status or '—'}  run folder: {row.run_dir}")
+    means = category_means([store.scores(row.id)])
+    v = row.verdict or {}
+    cats = {c["category"]: c for c in v.get("categories", [])}
+    table = Table(title="per category")
+    for col in ("category", "role", "probe", "baseline", "Δ", "interval", "passed"):
+        table.add_column(col)
+    for category in sorted(set(means) | set(cats)):
+        c = cats.get(category, {})
+        table.add_row(
+            category, c.get("role", ""), f"{means.get(category, float('nan')):.2f}",
+            f"{c['baseline_mean']:.2f}" if c else "",
+            f"{c['delta']:+.2f}" if c else "",
+            f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" if c else "",
+            "" if c.get("passed") is None else str(c["passed"]).lower(),
+        )
+    console.print(table)
+    if v.get("reason"):
+        console.print(f"verdict: [bold]{row.status}[/] — {v['reason']}")
+    if row.error:
+        console.print(f"[red]error:[/] {row.error}")
+    if row.spec:
+        console.print("config:")
+        console.print_json(json.dumps(row.spec["params"]))
+    if row.log_tail:
+        console.print("log tail:")
+        console.print(row.log_tail, markup=False, highlight=False)
+
+
+@app.command()
+def replay(
+    probe: Annotated[str, typer.Argument(help="Probe id (or a unique prefix).")],
+    seed: Annotated[int | None, typer.Option(help="Seed (default: the original's).")] = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Re-run a recorded probe from its stored config and compare per category."""
+    from agent.replay import replay as run_replay
+    from agent.replay import resolve_probe, stored_campaign
+    from agent.runtime import build_trainer
+    from agent.session import SessionError, WorkspaceLock
+
+    store = _store(workspace)
+    try:
+        with WorkspaceLock(store.runs_dir):
+            original = resolve_probe(store, probe)
+            campaign = stored_campaign(store, original.session_id)
+            trainer = build_trainer(campaign)
+            prepare = getattr(trainer, "prepare", None)
+            if callable(prepare):
+                prepare()
+            outcome = run_replay(store, original.id, seed=seed, trainer=trainer)
+    except SessionError as exc:
+        _fail(str(exc))
+    if not outcome.result.ok:
+        _fail(f"the replay crashed: {outcome.result.error}\n{outcome.result.log_tail}")
+    table = Table(title=f"{outcome.original.id} replayed as {outcome.replay_id}")
+    for col in ("category", "original", "replay", "difference"):
+        table.add_column(col, justify="right" if col != "category" else "left")
+    for category in sorted(outcome.original_means):
+        a = outcome.original_means[category]
+        b = outcome.replay_means.get(category, float("nan"))
+        table.add_row(category, f"{a:.2f}", f"{b:.2f}", f"{b - a:+.2f}")
+    console.print(table)
+    if outcome.verdict is not None:
+        console.print(f"replay vs baseline: [bold]{outcome.verdict.status.value}[/] — "
+                      f"{outcome.verdict.reason}")
+
+
+@app.command()
+def report(
+    session: Annotated[str | None, typer.Option(help="Session id (default: the latest).")] = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Write SESSION_REPORT.md (and its archive copy under docs/sessions/)."""
+    from agent.report.render import write_report
+
+    store = _store(workspace)
+    row = store.get_session(session) if session else store.latest_session()
+    if row is None:
+        _fail(f"no session {session or ''} in this workspace".replace("  ", " "))
+    store.sync_views()
+    path, archive = write_report(store, row.id)
+    console.print(f"wrote {path} and {archive}")
+
+
+@app.command()
+def power(
+    session: Annotated[str | None, typer.Option(help="Session id (default: the latest).")] = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """The minimum detectable target effect of a finished baseline, vs eval repeats."""
+    from agent.stats import power_table
+    from agent.verdict import NoiseModel
+
+    store = _store(workspace)
+    row = store.get_session(session) if session else store.latest_session()
+    if row is None or not row.noise:
+        _fail("no finished baseline yet: run `autoresearch start` first")
+    noise = NoiseModel.from_dict(row.noise)
+    objective = row.campaign["objective"]
+    target = objective["target"]
+    console.print(
+        f"target {target}: minimum detectable effect at 80% power {row.mde:.2f} "
+        f"(min_improvement {objective['min_improvement']:.2f})"
+    )
+    table = Table(title="MDE vs eval repeats")
+    rows = power_table(noise, target)
+    columns = list(rows[0].keys()) if rows else []
+    for col in columns:
+        table.add_column(str(col), justify="right")
+    for r in rows:
+        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()])
+    console.print(table)
+
+
+def main() -> None:
+    """Console entry point."""
+    try:
+        app()
+    except BrokenPipeError:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

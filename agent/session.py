@@ -1,0 +1,756 @@
+"""The research loop: preflight, baseline, ask → validate → run → verdict → tell, confirm,
+budget, resume.
+
+The session owns everything that decides what a result means: the same-step baseline, the
+noise model, the comparison, confirmation runs and the budget. The policy only proposes.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from agent.campaign import Campaign
+from agent.policies.base import (
+    Action,
+    Budget,
+    Policy,
+    PolicyContext,
+    ProbeRecord,
+    Proposal,
+)
+from agent.proposals import coerce_changes, format_changes, validate_proposal
+from agent.stats import minimum_detectable_effect
+from agent.store.store import Store, utcnow
+from agent.store.tables import DecisionRow, ProbeRow, SessionRow
+from agent.verdict import NoiseModel, Verdict, VerdictStatus, build_noise_model, compare
+from probes.durations import format_duration, parse_duration
+from probes.executors.base import Executor
+from probes.spec import (
+    EvalPrompt,
+    ProbeKind,
+    ProbeResult,
+    ProbeSpec,
+    ProbeStatus,
+    PromptFileError,
+    Score,
+    load_prompts,
+)
+from probes.trainers.base import Trainer
+
+BASELINE_STATUS = "baseline"
+EXTRA_BASELINE_TRIES = 2  # crashed baseline seeds are replaced at most this many times
+
+
+class SessionError(RuntimeError):
+    """A session cannot start or continue; the message says why and what to do."""
+
+
+# ---- budget ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """`--budget 8` (trainings, baselines and confirmations included) or `--budget 90m`."""
+
+    runs: int | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> BudgetSpec:
+        text = text.strip()
+        if re.fullmatch(r"\d+", text):
+            runs = int(text)
+            if runs < 1:
+                raise ValueError("a run budget must be at least 1")
+            return cls(runs=runs)
+        try:
+            return cls(seconds=parse_duration(text))
+        except ValueError:
+            raise ValueError(
+                f"--budget {text!r}: expected a number of trainings (e.g. 8) or a wall-clock "
+                "duration (e.g. 90m, 10h)"
+            ) from None
+
+    def describe(self) -> str:
+        if self.runs is not None:
+            return f"{self.runs} trainings"
+        assert self.seconds is not None
+        return f"{format_duration(self.seconds)} wall-clock"
+
+
+# ---- preflight ------------------------------------------------------------------------------
+
+
+@dataclass
+class PreflightReport:
+    """What `check` and `start` verify before any training."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    prompts: list[EvalPrompt] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def preflight(
+    campaign: Campaign, trainer: Trainer | None, budget: BudgetSpec | None = None
+) -> PreflightReport:
+    """Check that a session can produce meaningful verdicts before spending anything."""
+    report = PreflightReport()
+    prompts_path = campaign.resolve(campaign.eval.prompts)
+    try:
+        report.prompts = load_prompts(prompts_path)
+    except PromptFileError as exc:
+        report.problems.append(str(exc))
+    report.counts = dict(Counter(p.category for p in report.prompts))
+    if report.prompts:
+        need = campaign.probe.min_prompts_per_category
+        for role, category in [("target", campaign.objective.target)] + [
+            ("guard", g) for g in campaign.objective.guards
+        ]:
+            have = report.counts.get(category, 0)
+            if have < need:
+                report.problems.append(
+                    f"{prompts_path}: {role} category {category!r} has {have} eval prompt(s); "
+                    f"at least {need} needed (probe.min_prompts_per_category) — without them "
+                    "every probe would show a phantom change in it"
+                )
+        others = sorted(set(report.counts) - set(campaign.objective.categories))
+        if others:
+            report.warnings.append(
+                f"categories {others} are evaluated but are neither target nor guard "
+                "(reported, never judged)"
+            )
+    if trainer is not None:
+        report.problems.extend(trainer.preflight())
+    if budget is not None and budget.runs is not None:
+        need_runs = campaign.probe.baseline_seeds + 1
+        if budget.runs < need_runs:
+            report.problems.append(
+                f"--budget {budget.runs} cannot cover {campaign.probe.baseline_seeds} baseline "
+                f"seeds and one probe (need at least {need_runs})"
+            )
+    brief = campaign.agent.brief
+    if brief and not campaign.resolve(brief).exists():
+        report.warnings.append(f"agent.brief: {brief!r} not found; the agent gets no brief")
+    return report
+
+
+# ---- workspace lock -------------------------------------------------------------------------
+
+
+class WorkspaceLock:
+    """An exclusive lock on a workspace's runs/ folder, released even on kill -9."""
+
+    def __init__(self, runs_dir: Path):
+        self.path = runs_dir / ".lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> WorkspaceLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise SessionError(
+                f"another autoresearch process (pid {holder}) is using this workspace "
+                f"({self.path.parent}); wait for it or stop it first"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+# ---- records --------------------------------------------------------------------------------
+
+
+def record_from_row(row: ProbeRow) -> ProbeRecord:
+    verdict = Verdict.from_dict(row.verdict) if row.verdict else None
+    return ProbeRecord(
+        probe_id=row.id,
+        kind=row.kind,
+        lane=row.lane,
+        changes=dict(row.changes or {}),
+        hypothesis=row.hypothesis or "",
+        status=row.status or "",
+        verdict=verdict,
+        seed=row.seed,
+        parent_id=row.parent_id,
+        reading=row.reading,
+    )
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")[:48] or "probe"
+
+
+Observer = Callable[[str, dict[str, Any]], None]
+
+
+class ResearchSession:
+    """One session of the loop over a store. Create with `start` or `resume`."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        campaign: Campaign,
+        row: SessionRow,
+        executor: Executor,
+        policy: Policy,
+        fallback: Policy,
+        observer: Observer | None = None,
+        bootstrap_samples: int = 2000,
+    ):
+        self.store = store
+        self.campaign = campaign
+        self.row = row
+        self.executor = executor
+        self.policy = policy
+        self.fallback = fallback
+        self.observer = observer or (lambda _kind, _data: None)
+        self.bootstrap_samples = bootstrap_samples
+        self.budget = BudgetSpec(runs=row.budget_runs, seconds=row.budget_seconds)
+        self.prompts_path = campaign.resolve(campaign.eval.prompts).resolve()
+        self._tick_at = time.monotonic()
+        self.noise: NoiseModel | None = (
+            NoiseModel.from_dict(row.noise) if row.noise else None
+        )
+        self.mde: float | None = row.mde
+
+    # ---- construction ------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        store: Store,
+        campaign: Campaign,
+        budget: BudgetSpec,
+        *,
+        policy_name: str,
+        **kwargs: Any,
+    ) -> ResearchSession:
+        """Record a new session in the store (the caller has checked for unfinished ones)."""
+        now = datetime.now()
+        session_id = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+        row = SessionRow(
+            id=session_id,
+            status="running",
+            started_at=utcnow(),
+            budget_runs=budget.runs,
+            budget_seconds=budget.seconds,
+            seconds_used=0.0,
+            policy=policy_name,
+            campaign=campaign.model_dump(mode="json"),
+            campaign_path=str(campaign.path or ""),
+        )
+        store.create_session(row)
+        session = cls(store=store, campaign=campaign, row=row, **kwargs)
+        store.event(
+            session_id,
+            "session",
+            f"started: target {campaign.objective.target}, guards "
+            f"{', '.join(campaign.objective.guards) or 'none'}, {campaign.probe.steps} steps "
+            f"per probe, budget {budget.describe()}, policy {policy_name}",
+        )
+        return session
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    @property
+    def id(self) -> str:
+        return self.row.id
+
+    def _emit(self, name: str, **data: Any) -> None:
+        self.observer(name, data)
+
+    def _event(self, kind: str, message: str, probe_id: str | None = None) -> None:
+        self.store.event(self.id, kind, message, probe_id)
+        self._emit("event", kind=kind, message=message, probe_id=probe_id)
+
+    def _tick(self) -> float:
+        """Charge active wall-clock time since the last tick; return the session's total."""
+        now = time.monotonic()
+        total = self.store.add_seconds(self.id, now - self._tick_at)
+        self._tick_at = now
+        return total
+
+    def budget_view(self) -> Budget:
+        row = self.store.get_session(self.id)
+        assert row is not None
+        return Budget(
+            runs_total=self.budget.runs,
+            runs_used=self.store.runs_used(self.id),
+            seconds_total=self.budget.seconds,
+            seconds_used=row.seconds_used + (time.monotonic() - self._tick_at),
+        )
+
+    def _launch_timeout(self) -> float | None | bool:
+        """The timeout for the next training, or False when the budget cannot afford one."""
+        view = self.budget_view()
+        timeout = self._configured_timeout()
+        if view.runs_left is not None and view.runs_left <= 0:
+            return False
+        if view.seconds_left is not None:
+            left = view.seconds_left
+            finished = [p.runtime_s for p in self.store.probes(self.id) if p.runtime_s]
+            estimate = max(finished) if finished else 0.0
+            if left <= 0 or estimate > left:
+                return False
+            # Never overspend: a run that would outlast the budget is stopped at its end.
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
+
+    def _configured_timeout(self) -> float | None:
+        trainer_timeout = getattr(self.campaign.trainer, "timeout", None)
+        return trainer_timeout or self.campaign.probe.timeout
+
+    def _trainer_settings(self) -> dict[str, Any]:
+        settings = getattr(self.executor.trainer, "trainer_settings", None)
+        return dict(settings()) if callable(settings) else {}
+
+    def _new_probe_id(self, slug: str) -> str:
+        base = f"probe-{datetime.now():%Y%m%d-%H%M%S}-{_slug(slug)}"
+        candidate, n = base, 2
+        while self.store.get_probe(candidate) is not None:
+            candidate, n = f"{base}-{n}", n + 1
+        return candidate
+
+    def _fresh_seed(self) -> int:
+        probes = self.store.probes(self.id)
+        return max([self.campaign.probe.seed + self.campaign.probe.baseline_seeds - 1]
+                   + [p.seed for p in probes]) + 1
+
+    def history(self) -> tuple[ProbeRecord, ...]:
+        return tuple(
+            record_from_row(p)
+            for p in self.store.probes(self.id)
+            if p.state == "finished" and p.kind != ProbeKind.BASELINE.value
+        )
+
+    def context(self) -> PolicyContext:
+        brief = ""
+        if self.campaign.agent.brief:
+            path = self.campaign.resolve(self.campaign.agent.brief)
+            if path.exists():
+                brief = path.read_text(encoding="utf-8")
+        return PolicyContext(
+            campaign=self.campaign,
+            history=self.history(),
+            budget=self.budget_view(),
+            session_id=self.id,
+            noise=self.noise,
+            mde=self.mde,
+            brief=brief,
+            workspace_runs=str(self.store.runs_dir),
+        )
+
+    def baseline_runs(self) -> list[list[Score]]:
+        return [
+            self.store.scores(p.id)
+            for p in self.store.probes(self.id)
+            if p.kind == ProbeKind.BASELINE.value and p.status == BASELINE_STATUS
+        ]
+
+    # ---- running one training ------------------------------------------------------------
+
+    def _run(self, row: ProbeRow) -> ProbeResult | None:
+        """Launch `row` (pending or interrupted) and record its result. None: no budget."""
+        timeout = self._launch_timeout()
+        if timeout is False:
+            return None
+        previous = Path(row.run_dir) if row.run_dir else None
+        attempt = row.attempts + 1
+        run_dir = self.store.runs_dir / (row.id if attempt == 1 else f"{row.id}.attempt{attempt}")
+        trainer = self._trainer_settings()
+        if previous is not None:
+            (previous / "INTERRUPTED").write_text(
+                f"this attempt was interrupted; the probe re-ran in {run_dir.name}\n"
+            ) if previous.exists() else None
+            checkpoints = previous / "checkpoints"
+            if checkpoints.exists():
+                trainer["resume_from"] = str(checkpoints)
+        params = {**self.campaign.recipe, **(row.changes or {})}
+        if row.spec:
+            # A re-run uses the spec recorded at the first launch, not today's campaign.
+            params = dict(row.spec["params"])
+        spec = ProbeSpec(
+            probe_id=row.id,
+            session_id=self.id,
+            kind=ProbeKind(row.kind),
+            steps=row.steps,
+            seed=row.seed,
+            lane=row.lane,
+            changes=dict(row.changes or {}),
+            params=params,
+            eval_prompts=self.prompts_path,
+            out_dir=run_dir,
+            eval_repeats=self.campaign.probe.eval_repeats,
+            parent_id=row.parent_id,
+            timeout_s=timeout if isinstance(timeout, float) else None,
+            trainer=trainer,
+        )
+        self.store.mark_running(row.id, run_dir, spec.to_config())
+        what = "re-running interrupted " if previous is not None else ""
+        self._event(
+            "start",
+            f"{what}{row.kind} {format_changes(row.changes or {})} seed {row.seed} "
+            f"({row.steps} steps) in {run_dir.name}",
+            row.id,
+        )
+        self._emit("probe_started", probe_id=row.id, kind=row.kind, changes=row.changes)
+        result = self.executor.run(spec)
+        self._tick()
+        self._record(row, result, run_dir)
+        return result
+
+    def _record(self, row: ProbeRow, result: ProbeResult, run_dir: Path) -> None:
+        kind = ProbeKind(row.kind)
+        verdict: Verdict | None
+        if not result.ok:
+            status = VerdictStatus.CRASH.value
+            verdict = Verdict(
+                status=VerdictStatus.CRASH,
+                reason=result.error or "crash",
+                target=self.campaign.objective.target,
+            )
+        elif kind is ProbeKind.BASELINE:
+            status, verdict = BASELINE_STATUS, None
+        else:
+            verdict = self._judge(row, list(result.scores))
+            status = verdict.status.value
+        payload = verdict.to_dict() if verdict else None
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "verdict.json").write_text(
+            json.dumps({"status": status, "verdict": payload}, indent=2), encoding="utf-8"
+        )
+        self.store.finish_probe(row.id, result, payload, status)
+        if verdict is not None:
+            line = f"{status}: {verdict.reason}"
+        else:
+            line = "baseline finished"
+        if not result.ok:
+            line = f"crash: {result.error}"
+        self._event("verdict", f"{format_changes(row.changes or {})} -> {line}", row.id)
+        self._emit("probe_finished", probe_id=row.id, status=status)
+
+    def _judge(self, row: ProbeRow, scores: list[Score]) -> Verdict:
+        baselines = self.baseline_runs()
+        assert self.noise is not None
+        probe_runs = [scores]
+        confirmation = False
+        if row.kind in (ProbeKind.CONFIRM.value, ProbeKind.REPLAY.value) and row.parent_id:
+            parent = self.store.scores(row.parent_id)
+            if parent:
+                probe_runs = [parent, scores]
+                confirmation = True
+        return compare(
+            probe_runs,
+            baselines,
+            self.campaign.objective,
+            self.noise,
+            confirmation=confirmation,
+            bootstrap_samples=self.bootstrap_samples,
+            seed=row.seq,
+        )
+
+    # ---- phases --------------------------------------------------------------------------
+
+    def _rerun_interrupted(self) -> None:
+        for row in self.store.probes(self.id):
+            if row.state == "running":
+                self._event("resume", f"{row.id} was interrupted; running it again", row.id)
+                if self._run(row) is None:
+                    return
+
+    def _baseline(self) -> bool:
+        """Train the recipe with `baseline_seeds` seeds; False when it could not be measured."""
+        need = self.campaign.probe.baseline_seeds
+        probes = [p for p in self.store.probes(self.id) if p.kind == ProbeKind.BASELINE.value]
+        if not probes:
+            for i in range(need):
+                seed = self.campaign.probe.seed + i
+                self.store.add_probe(
+                    ProbeRow(
+                        id=self._new_probe_id(f"baseline-s{seed}"),
+                        session_id=self.id,
+                        seq=0,
+                        kind=ProbeKind.BASELINE.value,
+                        lane=None,
+                        changes={},
+                        steps=self.campaign.probe.steps,
+                        seed=seed,
+                        hypothesis="the recipe, same steps",
+                        state="pending",
+                    )
+                )
+        while True:
+            probes = [p for p in self.store.probes(self.id) if p.kind == ProbeKind.BASELINE.value]
+            ok = [p for p in probes if p.status == BASELINE_STATUS]
+            pending = [p for p in probes if p.state == "pending"]
+            crashed = [p for p in probes if p.status == VerdictStatus.CRASH.value]
+            if pending:
+                if self._run(pending[0]) is None:
+                    return False
+                continue
+            if len(ok) >= need:
+                break
+            if len(crashed) > EXTRA_BASELINE_TRIES:
+                self._fail(
+                    f"the baseline could not be trained: {len(crashed)} baseline runs crashed "
+                    f"(last: {crashed[-1].error}); fix the trainer and `autoresearch start --new`"
+                )
+                return False
+            seed = self._fresh_seed()
+            self._event("baseline", f"a baseline run crashed; adding seed {seed}")
+            self.store.add_probe(
+                ProbeRow(
+                    id=self._new_probe_id(f"baseline-s{seed}"),
+                    session_id=self.id,
+                    seq=0,
+                    kind=ProbeKind.BASELINE.value,
+                    lane=None,
+                    changes={},
+                    steps=self.campaign.probe.steps,
+                    seed=seed,
+                    hypothesis="the recipe, same steps (replacing a crashed seed)",
+                    state="pending",
+                )
+            )
+        if self.noise is None:
+            self._measure_noise()
+        return True
+
+    def _measure_noise(self) -> None:
+        runs = self.baseline_runs()
+        objective = self.campaign.objective
+        self.noise = build_noise_model(runs, objective)
+        self.mde = minimum_detectable_effect(self.noise, objective.target)
+        self.store.update_session(self.id, noise=self.noise.to_dict(), mde=self.mde)
+        spread = ", ".join(
+            f"{c} ±{self.noise.seed_spread(c):.2f}" for c in objective.categories
+        )
+        self._event("noise", f"baseline seed-to-seed spread: {spread}")
+        message = (
+            f"smallest detectable {objective.target} effect at 80% power: {self.mde:.2f} "
+            f"(min_improvement {objective.min_improvement:.2f})"
+        )
+        if self.mde > objective.min_improvement:
+            n = self.noise.n_prompts.get(objective.target, 0)
+            message += (
+                f" — WARNING: changes between {objective.min_improvement:.2f} and "
+                f"{self.mde:.2f} will mostly read as inconclusive; add {objective.target} "
+                f"prompts (now {n}), raise probe.eval_repeats "
+                f"(now {self.campaign.probe.eval_repeats}) or probe.baseline_seeds "
+                f"(now {self.campaign.probe.baseline_seeds}); `autoresearch power` has the table"
+            )
+        self._event("power", message)
+
+    def _pending_confirmation(self) -> ProbeRow | None:
+        probes = self.store.probes(self.id)
+        confirmed = {p.parent_id for p in probes if p.kind == ProbeKind.CONFIRM.value}
+        for p in probes:
+            if p.status == VerdictStatus.CANDIDATE.value and p.id not in confirmed:
+                return p
+        return None
+
+    def _ask(self) -> Proposal:
+        """Ask the policy (validated, with retries), falling back to the offline policy."""
+        attempts = self.campaign.agent.max_attempts
+        for source in (self.policy, self.fallback):
+            for _ in range(attempts):
+                context = self.context()
+                try:
+                    proposal = source.ask(context)
+                except Exception as exc:  # a policy failure never ends the session
+                    self._event("policy", f"{source.name} failed: {type(exc).__name__}: {exc}")
+                    break
+                proposal = replace(
+                    proposal, changes=coerce_changes(proposal.changes, self.campaign)
+                )
+                if source is self.fallback and self.fallback is not self.policy:
+                    proposal = replace(proposal, fallback_from=proposal.fallback_from or self.policy.name)
+                reason = validate_proposal(proposal, self.campaign, context.history)
+                if reason is None and proposal.action is Action.REPLAY:
+                    target = self.store.get_probe(proposal.replay_of or "")
+                    if target is None or target.kind != ProbeKind.PROBE.value:
+                        reason = "only a probe (not a baseline, replay or confirmation) is replayed"
+                if reason is None:
+                    return proposal
+                self._decision(proposal, source, accepted=False, reason=reason)
+                self._event("rejected", f"{source.name}: {reason}")
+                source.reject(proposal, reason, context)
+            if source is self.fallback:
+                break
+            self._event("policy", f"falling back to {self.fallback.name}")
+        return Proposal(action=Action.CONCLUDE, hypothesis="no valid proposal")
+
+    def _decision(
+        self, proposal: Proposal, source: Policy, *, accepted: bool, reason: str | None = None
+    ) -> DecisionRow:
+        usage = proposal.usage
+        row = DecisionRow(
+            session_id=self.id,
+            created_at=utcnow(),
+            policy=proposal.fallback_from and f"{source.name} (fallback)" or source.name,
+            action=proposal.action.value,
+            proposal={
+                "lane": proposal.lane,
+                "changes": proposal.changes,
+                "hypothesis": proposal.hypothesis,
+                "expected_effect": proposal.expected_effect,
+                "replay_of": proposal.replay_of,
+                "fallback_from": proposal.fallback_from,
+            },
+            accepted=accepted,
+            reject_reason=reason,
+            rationale=proposal.rationale,
+            input_tokens=usage.input_tokens if usage else 0,
+            output_tokens=usage.output_tokens if usage else 0,
+            cost_usd=usage.cost_usd if usage else 0.0,
+        )
+        if not accepted:
+            self.store.add_decision(row)
+        return row
+
+    def _step(self) -> bool:
+        """One iteration of the loop; False when the session should stop."""
+        candidate = self._pending_confirmation()
+        if candidate is not None:
+            row = self.store.add_probe(
+                ProbeRow(
+                    id=self._new_probe_id(f"confirm-{format_changes(candidate.changes)}"),
+                    session_id=self.id,
+                    seq=0,
+                    kind=ProbeKind.CONFIRM.value,
+                    lane=candidate.lane,
+                    changes=dict(candidate.changes),
+                    steps=candidate.steps,
+                    seed=self._fresh_seed(),
+                    parent_id=candidate.id,
+                    hypothesis=f"confirm {candidate.id} with a fresh seed",
+                    state="pending",
+                )
+            )
+            return self._run(row) is not None
+        if self._launch_timeout() is False:
+            return False
+        proposal = self._ask()
+        source = self.fallback if proposal.fallback_from else self.policy
+        if proposal.action is Action.CONCLUDE:
+            self.store.add_decision(self._decision(proposal, source, accepted=True))
+            self._event("conclude", f"{source.name}: {proposal.hypothesis or 'done'}")
+            self.store.update_session(self.id, conclusion=proposal.hypothesis or None)
+            return False
+        decision = self._decision(proposal, source, accepted=True)
+        if proposal.action is Action.REPLAY:
+            original = self.store.get_probe(proposal.replay_of or "")
+            assert original is not None
+            row = ProbeRow(
+                id=self._new_probe_id(f"replay-{format_changes(original.changes)}"),
+                session_id=self.id,
+                seq=0,
+                kind=ProbeKind.REPLAY.value,
+                lane=original.lane,
+                changes=dict(original.changes),
+                steps=original.steps,
+                seed=self._fresh_seed(),
+                parent_id=original.id,
+                hypothesis=proposal.hypothesis or f"replay {original.id}",
+                state="pending",
+            )
+        else:
+            row = ProbeRow(
+                id=self._new_probe_id(format_changes(proposal.changes)),
+                session_id=self.id,
+                seq=0,
+                kind=ProbeKind.PROBE.value,
+                lane=proposal.lane,
+                changes=dict(proposal.changes),
+                steps=self.campaign.probe.steps,
+                seed=self.campaign.probe.seed,
+                hypothesis=proposal.hypothesis,
+                expected_effect=proposal.expected_effect,
+                state="pending",
+            )
+        row = self.store.add_probe(row, decision)
+        return self._run(row) is not None
+
+    def _tell(self, rows: list[ProbeRow]) -> None:
+        context = self.context()
+        for row in rows:
+            record = record_from_row(row)
+            for policy in {id(self.policy): self.policy, id(self.fallback): self.fallback}.values():
+                try:
+                    policy.tell(record, context)
+                except Exception as exc:
+                    self._event("policy", f"{policy.name}.tell failed: {type(exc).__name__}: {exc}")
+
+    def _fail(self, message: str) -> None:
+        self.store.update_session(self.id, status="failed", error=message, finished_at=utcnow())
+        self._event("failed", message)
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def run(self) -> SessionRow:
+        """Run (or continue) the session until its budget is spent or the policy concludes."""
+        self._tick_at = time.monotonic()
+        try:
+            # A resumed session first teaches the policies what already happened.
+            self._tell(
+                [p for p in self.store.probes(self.id)
+                 if p.state == "finished" and p.kind != ProbeKind.BASELINE.value]
+            )
+            self._rerun_interrupted()
+            if not self._baseline():
+                row = self.store.get_session(self.id)
+                if row is not None and row.status == "running" and self._launch_timeout() is False:
+                    self._fail("the budget ran out before the baseline was measured")
+                return self.store.get_session(self.id)  # type: ignore[return-value]
+            told = {p.id for p in self.store.probes(self.id) if p.state == "finished"}
+            while True:
+                if not self._step():
+                    break
+                new = [
+                    p
+                    for p in self.store.probes(self.id)
+                    if p.state == "finished" and p.id not in told
+                    and p.kind != ProbeKind.BASELINE.value
+                ]
+                told |= {p.id for p in new}
+                self._tell(new)
+            self._tick()
+            used = self.budget_view()
+            self.store.update_session(self.id, status="finished", finished_at=utcnow())
+            self._event(
+                "session",
+                f"finished: {used.runs_used} trainings, {format_duration(used.seconds_used)}",
+            )
+        finally:
+            self._tick()
+        row = self.store.get_session(self.id)
+        assert row is not None
+        return row

@@ -1,0 +1,391 @@
+"""The only writer of a workspace's records.
+
+Every change goes to the database first (one transaction per event); results.tsv and
+progress.log are then regenerated or appended from it, so after any interruption they can be
+rebuilt to equal the database exactly (`Store.sync_views`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as DBSession
+from sqlalchemy.orm import sessionmaker
+
+from agent.proposals import format_changes
+from agent.store.tables import (
+    Base,
+    DecisionRow,
+    EventRow,
+    ProbeRow,
+    ScoreRow,
+    SessionRow,
+)
+from probes.spec import ProbeResult, Score
+
+TSV_COLUMNS = [
+    "probe_id",
+    "session",
+    "kind",
+    "lane",
+    "change",
+    "steps",
+    "seed",
+    "target",
+    "target_delta",
+    "ci_low",
+    "ci_high",
+    "guard_ok",
+    "worst_guard",
+    "worst_guard_delta",
+    "critical",
+    "status",
+    "description",
+]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4g}"
+
+
+def _clean(text: str | None) -> str:
+    # TSV cells never contain tabs or newlines.
+    return " ".join((text or "").split())
+
+
+class Store:
+    """Records of one workspace: autoresearch.db (or any SQLAlchemy URL), results.tsv,
+    runs/progress.log."""
+
+    def __init__(self, workspace: Path, url: str | None = None):
+        self.workspace = workspace.resolve()
+        self.runs_dir = self.workspace / "runs"
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        self.tsv_path = self.workspace / "results.tsv"
+        self.log_path = self.runs_dir / "progress.log"
+        self.url = url or os.environ.get("AUTORESEARCH_DB") or f"sqlite:///{self.runs_dir / 'autoresearch.db'}"
+        self.engine: Engine = create_engine(self.url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def tx(self) -> Iterator[DBSession]:
+        """A transaction: committed on success, rolled back on any error."""
+        with self._sessions() as db, db.begin():
+            yield db
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- sessions -------------------------------------------------------------------------
+
+    def create_session(self, row: SessionRow) -> SessionRow:
+        with self.tx() as db:
+            db.add(row)
+        return row
+
+    def get_session(self, session_id: str) -> SessionRow | None:
+        with self._sessions() as db:
+            return db.get(SessionRow, session_id)
+
+    def unfinished_session(self) -> SessionRow | None:
+        """The newest session still marked running (interrupted or live)."""
+        with self._sessions() as db:
+            return db.scalars(
+                select(SessionRow)
+                .where(SessionRow.status == "running")
+                .order_by(SessionRow.started_at.desc())
+            ).first()
+
+    def latest_session(self) -> SessionRow | None:
+        with self._sessions() as db:
+            return db.scalars(select(SessionRow).order_by(SessionRow.started_at.desc())).first()
+
+    def all_sessions(self) -> list[SessionRow]:
+        with self._sessions() as db:
+            return list(db.scalars(select(SessionRow).order_by(SessionRow.started_at)))
+
+    def update_session(self, session_id: str, **values: Any) -> None:
+        with self.tx() as db:
+            row = db.get(SessionRow, session_id)
+            assert row is not None, session_id
+            for key, value in values.items():
+                setattr(row, key, value)
+
+    def add_seconds(self, session_id: str, seconds: float) -> float:
+        """Add active wall-clock time to the session; return the new total."""
+        with self.tx() as db:
+            row = db.get(SessionRow, session_id)
+            assert row is not None
+            row.seconds_used = (row.seconds_used or 0.0) + max(0.0, seconds)
+            return row.seconds_used
+
+    # ---- probes ---------------------------------------------------------------------------
+
+    def add_probe(self, row: ProbeRow, decision: DecisionRow | None = None) -> ProbeRow:
+        """Insert a pending probe (and the decision that asked for it) in one transaction."""
+        with self.tx() as db:
+            row.seq = (
+                db.scalar(
+                    select(func.coalesce(func.max(ProbeRow.seq), 0)).where(
+                        ProbeRow.session_id == row.session_id
+                    )
+                )
+                or 0
+            ) + 1
+            row.state = "pending"
+            db.add(row)
+            if decision is not None:
+                decision.probe_id = row.id
+                db.add(decision)
+        return row
+
+    def mark_running(self, probe_id: str, run_dir: Path, spec: dict[str, Any]) -> ProbeRow:
+        """The training is about to launch: charge it to the budget once, however often it
+        is re-run after an interruption."""
+        with self.tx() as db:
+            row = db.get(ProbeRow, probe_id)
+            assert row is not None
+            row.state = "running"
+            row.counted = True
+            row.attempts += 1
+            row.run_dir = str(run_dir)
+            row.spec = spec
+            row.started_at = utcnow()
+            return row
+
+    def finish_probe(
+        self,
+        probe_id: str,
+        result: ProbeResult,
+        verdict: dict[str, Any] | None,
+        status: str,
+    ) -> None:
+        """Record a finished probe's scores and verdict, then refresh results.tsv."""
+        with self.tx() as db:
+            row = db.get(ProbeRow, probe_id)
+            assert row is not None
+            db.query(ScoreRow).filter(ScoreRow.probe_id == probe_id).delete()
+            for s in result.scores:
+                db.add(
+                    ScoreRow(
+                        probe_id=probe_id,
+                        prompt_id=s.prompt_id,
+                        category=s.category,
+                        repeat=s.repeat,
+                        score=s.score,
+                        critical=s.critical,
+                        components=s.components,
+                    )
+                )
+            row.state = "finished"
+            row.finished_at = utcnow()
+            row.runtime_s = result.runtime_s
+            row.metrics = dict(result.metrics)
+            row.error = result.error
+            row.log_tail = result.log_tail
+            row.status = status
+            row.verdict = verdict
+        self.write_tsv()
+
+    def update_probe(self, probe_id: str, **values: Any) -> None:
+        with self.tx() as db:
+            row = db.get(ProbeRow, probe_id)
+            assert row is not None
+            for key, value in values.items():
+                setattr(row, key, value)
+
+    def set_verdict(self, probe_id: str, verdict: dict[str, Any], status: str) -> None:
+        """Change a finished probe's verdict (e.g. a candidate superseded by its confirmation)."""
+        self.update_probe(probe_id, verdict=verdict, status=status)
+        self.write_tsv()
+
+    def get_probe(self, probe_id: str) -> ProbeRow | None:
+        with self._sessions() as db:
+            return db.get(ProbeRow, probe_id)
+
+    def find_probe(self, prefix: str) -> list[ProbeRow]:
+        """Probes whose id equals or starts with `prefix`."""
+        with self._sessions() as db:
+            exact = db.get(ProbeRow, prefix)
+            if exact is not None:
+                return [exact]
+            return list(
+                db.scalars(select(ProbeRow).where(ProbeRow.id.startswith(prefix, autoescape=True)))
+            )
+
+    def probes(self, session_id: str) -> list[ProbeRow]:
+        with self._sessions() as db:
+            return list(
+                db.scalars(
+                    select(ProbeRow).where(ProbeRow.session_id == session_id).order_by(ProbeRow.seq)
+                )
+            )
+
+    def scores(self, probe_id: str) -> list[Score]:
+        with self._sessions() as db:
+            rows = db.scalars(
+                select(ScoreRow).where(ScoreRow.probe_id == probe_id).order_by(ScoreRow.id)
+            )
+            return [
+                Score(
+                    prompt_id=r.prompt_id,
+                    category=r.category,
+                    score=r.score,
+                    repeat=r.repeat,
+                    critical=r.critical,
+                    components=r.components,
+                )
+                for r in rows
+            ]
+
+    def runs_used(self, session_id: str) -> int:
+        """Trainings charged to the session's budget (each counted once)."""
+        with self._sessions() as db:
+            return int(
+                db.scalar(
+                    select(func.count())
+                    .select_from(ProbeRow)
+                    .where(
+                        ProbeRow.session_id == session_id,
+                        ProbeRow.counted.is_(True),
+                        ProbeRow.in_budget.is_(True),
+                    )
+                )
+                or 0
+            )
+
+    # ---- decisions and events -------------------------------------------------------------
+
+    def add_decision(self, row: DecisionRow) -> None:
+        with self.tx() as db:
+            db.add(row)
+
+    def decisions(self, session_id: str) -> list[DecisionRow]:
+        with self._sessions() as db:
+            return list(
+                db.scalars(
+                    select(DecisionRow)
+                    .where(DecisionRow.session_id == session_id)
+                    .order_by(DecisionRow.id)
+                )
+            )
+
+    def event(self, session_id: str, kind: str, message: str, probe_id: str | None = None) -> None:
+        """Record an event and append its line to progress.log."""
+        row = EventRow(
+            session_id=session_id,
+            probe_id=probe_id,
+            created_at=utcnow(),
+            kind=kind,
+            message=message,
+        )
+        with self.tx() as db:
+            db.add(row)
+        with self.log_path.open("a", encoding="utf-8") as fh:
+            fh.write(_log_line(row))
+
+    def events(self, session_id: str | None = None) -> list[EventRow]:
+        with self._sessions() as db:
+            q = select(EventRow).order_by(EventRow.id)
+            if session_id is not None:
+                q = q.where(EventRow.session_id == session_id)
+            return list(db.scalars(q))
+
+    # ---- views ----------------------------------------------------------------------------
+
+    def tsv_rows(self) -> list[dict[str, str]]:
+        """results.tsv's rows, derived from the database (finished probes, in order)."""
+        with self._sessions() as db:
+            rows = db.execute(
+                select(ProbeRow, SessionRow.campaign)
+                .join(SessionRow, SessionRow.id == ProbeRow.session_id)
+                .where(ProbeRow.state == "finished")
+                .order_by(SessionRow.started_at, ProbeRow.seq)
+            ).all()
+            crit = dict(
+                db.execute(
+                    select(ScoreRow.probe_id, func.count())
+                    .where(ScoreRow.critical.is_(True))
+                    .group_by(ScoreRow.probe_id)
+                ).all()
+            )
+        out = []
+        for probe, campaign in rows:
+            v = probe.verdict or {}
+            guard_ok = v.get("guard_ok")
+            out.append(
+                {
+                    "probe_id": probe.id,
+                    "session": probe.session_id,
+                    "kind": probe.kind,
+                    "lane": probe.lane or "",
+                    "change": format_changes(probe.changes or {}),
+                    "steps": str(probe.steps),
+                    "seed": str(probe.seed),
+                    "target": v.get("target") or campaign["objective"]["target"],
+                    "target_delta": _num(v.get("target_delta")),
+                    "ci_low": _num(v.get("ci_low")),
+                    "ci_high": _num(v.get("ci_high")),
+                    "guard_ok": "" if guard_ok is None else str(bool(guard_ok)).lower(),
+                    "worst_guard": v.get("worst_guard") or "",
+                    "worst_guard_delta": _num(v.get("worst_guard_delta")),
+                    "critical": str(crit.get(probe.id, 0)),
+                    "status": probe.status or "",
+                    "description": _clean(probe.hypothesis or probe.error),
+                }
+            )
+        return out
+
+    def render_tsv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.DictWriter(
+            buf, fieldnames=TSV_COLUMNS, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE,
+            escapechar="\\",
+        )
+        writer.writeheader()
+        writer.writerows(self.tsv_rows())
+        return buf.getvalue()
+
+    def write_tsv(self) -> None:
+        """Regenerate results.tsv atomically (a reader never sees half a file)."""
+        _atomic_write(self.tsv_path, self.render_tsv())
+
+    def sync_views(self) -> None:
+        """Make results.tsv and progress.log equal the database again (after a crash)."""
+        self.write_tsv()
+        _atomic_write(self.log_path, "".join(_log_line(e) for e in self.events()))
+
+
+def _log_line(row: EventRow) -> str:
+    stamp = row.created_at.strftime("%Y-%m-%d %H:%M:%S")
+    probe = f" [{row.probe_id}]" if row.probe_id else ""
+    return f"{stamp} {row.kind:<10}{probe} {' '.join(row.message.split())}\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()

@@ -1,0 +1,100 @@
+#!/usr/bin/env python
+"""A test trainer that honours the command contract (DESIGN.md §5.2) in milliseconds.
+
+Scores come from the params through a known world, plus seeded training-seed and eval noise:
+  facts (target): best at learning_rate 2e-3 (+1.5 over the 1e-3 recipe), worse at 5e-4;
+  mixture=stratified: facts +0.8 but voice -2.5 (a trade-off);
+  curriculum=reverse: new critical failures in offtask;
+  everything else: no effect.
+FAKE_MODE (environment) makes it misbehave: exit1, hang, no_scores, nan, unknown_id,
+wrong_category. FAKE_SLEEP sleeps before writing; FAKE_MARKERS names a folder where it
+drops `<probe_id>.started`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+import zlib
+from pathlib import Path
+
+
+def quality(category: str, params: dict) -> float:
+    lr = float(params.get("learning_rate", 1e-3))
+    base = {"facts": 5.0, "voice": 6.0, "offtask": 7.0}.get(category, 5.0)
+    if category == "facts":
+        x = math.log2(lr / 1e-3)  # 0 at the recipe, +1 at 2e-3, -1 at 5e-4
+        base += {1: 1.5, -1: -1.0}.get(round(x), 0.0) if abs(x - round(x)) < 1e-6 else 0.0
+        if params.get("mixture") == "stratified":
+            base += 0.8
+    if category == "voice" and params.get("mixture") == "stratified":
+        base -= 2.5
+    return base
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    cfg = json.loads(Path(args.config).read_text())
+    out = Path(args.out)
+    mode = os.environ.get("FAKE_MODE", "")
+    markers = os.environ.get("FAKE_MARKERS")
+    if markers:
+        Path(markers).mkdir(parents=True, exist_ok=True)
+        (Path(markers) / f"{cfg['probe_id']}.started").write_text(str(os.getpid()))
+    print(f"training {cfg['probe_id']} for {cfg['steps']} steps, seed {cfg['seed']}")
+    if mode == "exit1":
+        print("CUDA out of memory (simulated)")
+        return 1
+    if mode == "hang":
+        time.sleep(3600)
+    time.sleep(float(os.environ.get("FAKE_SLEEP", "0")))
+    if mode == "no_scores":
+        return 0
+    params = cfg["params"]
+    prompts = [json.loads(line) for line in Path(cfg["eval_prompts"]).read_text().splitlines()
+               if line.strip()]
+    seed = int(cfg["seed"])
+    seed_rng = random.Random(seed * 7919)
+    seed_offset = {c: seed_rng.gauss(0.0, 0.1) for c in ("facts", "voice", "offtask")}
+    lines = []
+    for repeat in range(int(cfg.get("eval_repeats", 1))):
+        for p in prompts:
+            rng = random.Random(zlib.crc32(f"{seed}/{p['id']}/{repeat}".encode()))
+            difficulty = (zlib.crc32(p["id"].encode()) % 100) / 100 - 0.5
+            score = quality(p["category"], params) + difficulty + seed_offset.get(
+                p["category"], 0.0
+            ) + rng.gauss(0.0, 0.5)
+            critical = (
+                p["category"] == "offtask"
+                and params.get("curriculum") == "reverse"
+                and zlib.crc32(p["id"].encode()) % 2 == 0
+            )
+            if critical:
+                score = 0.5
+            score = min(10.0, max(0.0, score))
+            row = {"prompt_id": p["id"], "category": p["category"], "score": score,
+                   "repeat": repeat}
+            if critical or score < 1.0:
+                row["critical"] = True
+            if mode == "nan":
+                row["score"] = float("nan")
+            if mode == "unknown_id":
+                row["prompt_id"] = "no-such-prompt"
+            if mode == "wrong_category":
+                row["category"] = "elsewhere"
+            lines.append(json.dumps(row))
+    (out / "scores.jsonl").write_text("\n".join(lines) + "\n")
+    (out / "metrics.json").write_text(json.dumps({"train_loss": 1.0 / (1 + seed), "runtime_s": 0.01}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
