@@ -145,9 +145,7 @@ class Knob(_Strict):
                 raise ValueError("on a log-scale knob 'step' is a factor and must be > 1")
             if not self.log and self.step <= 0:
                 raise ValueError("'step' must be > 0")
-        if self.type == "int" and (
-            self.low != int(self.low) or self.high != int(self.high)
-        ):
+        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
             raise ValueError("an int knob needs whole-number 'low' and 'high'")
         return self
 
@@ -223,13 +221,19 @@ class Campaign(_Strict):
                 seen[name] = lane
                 if name not in self.recipe:
                     problems.append(
-                        (loc, f"knob {name!r} is not in 'recipe' (every knob needs its "
-                         "baseline value there)")
+                        (
+                            loc,
+                            f"knob {name!r} is not in 'recipe' (every knob needs its "
+                            "baseline value there)",
+                        )
                     )
                 elif not knob.contains(self.recipe[name]):
                     problems.append(
-                        (loc, f"the recipe value {self.recipe[name]!r} is outside the "
-                         f"knob's range ({knob.describe()})")
+                        (
+                            loc,
+                            f"the recipe value {self.recipe[name]!r} is outside the "
+                            f"knob's range ({knob.describe()})",
+                        )
                     )
         for key in self.protected:
             if key not in self.recipe:
@@ -288,7 +292,7 @@ def _nearest_line(index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> in
         if candidate in index:
             return index[candidate]
         candidate = candidate[:-1]
-    return index.get((), None)
+    return index.get(())
 
 
 def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
@@ -296,13 +300,12 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     out: list[Any] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             out.append(part)
             node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-            out.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and part not in node and not out[-1:] == [part]:
+        elif isinstance(node, dict) and part not in node and out[-1:] != [part]:
             # A missing required key or a tag: keep real key names, drop tags.
             if isinstance(part, str) and part not in {"command", "trl", "float", "str"}:
                 out.append(part)
@@ -347,6 +350,8 @@ def parse_campaign(text: str, path: Path) -> Campaign:
         problems = []
         for err in exc.errors():
             loc = _clean_loc(tuple(err["loc"]), data)
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc = (*loc, "kind")  # the discriminator key of trainer sections
             key = ".".join(str(p) for p in loc)
             problems.append((_nearest_line(index, loc), key, _describe_error(dict(err))))
         raise CampaignError(path, problems) from None

@@ -195,13 +195,18 @@ class LiveDisplay:
             if self.live is None:
                 console.print(f"{data['kind']:<10} {data['message']}", soft_wrap=True)
             else:
-                self.live.console.print(f"[dim]{data['kind']:<10}[/] {data['message']}",
-                                        soft_wrap=True)
+                self.live.console.print(
+                    f"[dim]{data['kind']:<10}[/] {data['message']}", soft_wrap=True
+                )
         if self.live is not None:
             self.live.update(self.render())
 
     def render(self) -> Any:
-        table = results_table(self.store, self.session_id) if self.store and self.session_id else Table()
+        table = (
+            results_table(self.store, self.session_id)
+            if self.store and self.session_id
+            else Table()
+        )
         if self.current:
             table.caption = f"running: {self.current}"
         return table
@@ -212,9 +217,16 @@ def results_table(store: Any, session_id: str) -> Table:
     session = store.get_session(session_id)
     target = session.campaign["objective"]["target"] if session else "target"
     table = Table(title=f"session {session_id}")
-    for col, justify in [("probe", "left"), ("kind", "left"), ("change", "left"),
-                         ("seed", "right"), (f"{target} Δ", "right"), ("interval", "right"),
-                         ("worst guard", "left"), ("status", "left")]:
+    for col, justify in [
+        ("probe", "left"),
+        ("kind", "left"),
+        ("change", "left"),
+        ("seed", "right"),
+        (f"{target} Δ", "right"),
+        ("interval", "right"),
+        ("worst guard", "left"),
+        ("status", "left"),
+    ]:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     from agent.proposals import format_changes
 
@@ -224,15 +236,23 @@ def results_table(store: Any, session_id: str) -> Table:
         interval = (
             f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]" if v.get("ci_low") is not None else ""
         )
-        worst = (
-            f"{v['worst_guard']} {v['worst_guard_delta']:+.2f}" if v.get("worst_guard") else ""
-        )
+        worst = f"{v['worst_guard']} {v['worst_guard_delta']:+.2f}" if v.get("worst_guard") else ""
         status = p.status or p.state
-        style = {"keep": "bold green", "candidate": "green", "guard_fail": "red",
-                 "crash": "red", "inconclusive": "yellow"}.get(status, "")
+        style = {
+            "keep": "bold green",
+            "candidate": "green",
+            "guard_fail": "red",
+            "crash": "red",
+            "inconclusive": "yellow",
+        }.get(status, "")
         table.add_row(
-            p.id, p.kind, format_changes(p.changes or {}), str(p.seed),
-            "" if delta is None else f"{delta:+.2f}", interval, worst,
+            p.id,
+            p.kind,
+            format_changes(p.changes or {}),
+            str(p.seed),
+            "" if delta is None else f"{delta:+.2f}",
+            interval,
+            worst,
             f"[{style}]{status}[/]" if style else status,
         )
     return table
@@ -241,8 +261,11 @@ def results_table(store: Any, session_id: str) -> Table:
 @app.command()
 def start(
     budget: Annotated[
-        str, typer.Option(help="Trainings (e.g. 8; baselines and confirmations count) or "
-                               "wall-clock (e.g. 90m, 10h).")
+        str,
+        typer.Option(
+            help="Trainings (e.g. 8; baselines and confirmations count) or "
+            "wall-clock (e.g. 90m, 10h)."
+        ),
     ] = "8",
     new: Annotated[bool, typer.Option("--new", help="Abandon an unfinished session.")] = False,
     workspace: Workspace = Path("."),
@@ -273,7 +296,8 @@ def status(workspace: Workspace = Path(".")) -> None:
     else:
         left = max(0.0, (session.budget_seconds or 0) - session.seconds_used)
         budget = (
-            f"{format_duration(session.seconds_used)}/{format_duration(session.budget_seconds or 0)}"
+            f"{format_duration(session.seconds_used)}/"
+            f"{format_duration(session.budget_seconds or 0)}"
             f" ({format_duration(left)} left), {used} trainings"
         )
     running = [p.id for p in store.probes(session.id) if p.state == "running"]
@@ -281,8 +305,10 @@ def status(workspace: Workspace = Path(".")) -> None:
     console.print(f"session [bold]{session.id}[/] — {session.status}, policy {session.policy}")
     console.print(f"budget: {budget}")
     if session.mde is not None:
-        console.print(f"minimum detectable {session.campaign['objective']['target']} effect: "
-                      f"{session.mde:.2f}")
+        console.print(
+            f"minimum detectable {session.campaign['objective']['target']} effect: "
+            f"{session.mde:.2f}"
+        )
     if cost:
         console.print(f"agent cost: ${cost:.2f}")
     if running:
@@ -308,8 +334,10 @@ def show(
     console.print(f"[bold]{row.id}[/] — {row.kind}, session {row.session_id}")
     from agent.proposals import format_changes
 
-    console.print(f"change: {format_changes(row.changes or {})}  lane: {row.lane or '—'}  "
-                  f"steps: {row.steps}  seed: {row.seed}")
+    console.print(
+        f"change: {format_changes(row.changes or {})}  lane: {row.lane or '—'}  "
+        f"steps: {row.steps}  seed: {row.seed}"
+    )
     if row.hypothesis:
         console.print(f"hypothesis: {row.hypothesis}")
     console.print(f"state: {row.state}  status: {row.status or '—'}  run folder: {row.run_dir}")
@@ -322,7 +350,9 @@ def show(
     for category in sorted(set(means) | set(cats)):
         c = cats.get(category, {})
         table.add_row(
-            category, c.get("role", ""), f"{means.get(category, float('nan')):.2f}",
+            category,
+            c.get("role", ""),
+            f"{means.get(category, float('nan')):.2f}",
             f"{c['baseline_mean']:.2f}" if c else "",
             f"{c['delta']:+.2f}" if c else "",
             f"[{c['ci_low']:+.2f}, {c['ci_high']:+.2f}]" if c else "",
@@ -376,8 +406,10 @@ def replay(
         table.add_row(category, f"{a:.2f}", f"{b:.2f}", f"{b - a:+.2f}")
     console.print(table)
     if outcome.verdict is not None:
-        console.print(f"replay vs baseline: [bold]{outcome.verdict.status.value}[/] — "
-                      f"{outcome.verdict.reason}")
+        console.print(
+            f"replay vs baseline: [bold]{outcome.verdict.status.value}[/] — "
+            f"{outcome.verdict.reason}"
+        )
 
 
 @app.command()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from agent.campaign import Campaign, load_campaign
 from agent.policies.base import Policy
@@ -125,7 +126,9 @@ def open_session(
         prepare()
     executor = build_executor(trainer)
     policy, fallback = policies or build_policies(campaign, store.runs_dir)
-    kwargs = dict(executor=executor, policy=policy, fallback=fallback, observer=observer)
+    kwargs: dict[str, Any] = dict(
+        executor=executor, policy=policy, fallback=fallback, observer=observer
+    )
     if resume:
         assert unfinished is not None
         session = ResearchSession(store=store, campaign=campaign, row=unfinished, **kwargs)

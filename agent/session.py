@@ -41,7 +41,6 @@ from probes.spec import (
     ProbeKind,
     ProbeResult,
     ProbeSpec,
-    ProbeStatus,
     PromptFileError,
     Score,
     load_prompts,
@@ -236,9 +235,7 @@ class ResearchSession:
         self.budget = BudgetSpec(runs=row.budget_runs, seconds=row.budget_seconds)
         self.prompts_path = campaign.resolve(campaign.eval.prompts).resolve()
         self._tick_at = time.monotonic()
-        self.noise: NoiseModel | None = (
-            NoiseModel.from_dict(row.noise) if row.noise else None
-        )
+        self.noise: NoiseModel | None = NoiseModel.from_dict(row.noise) if row.noise else None
         self.mde: float | None = row.mde
 
     # ---- construction ------------------------------------------------------------------
@@ -308,7 +305,7 @@ class ResearchSession:
             seconds_used=row.seconds_used + (time.monotonic() - self._tick_at),
         )
 
-    def _launch_timeout(self) -> float | None | bool:
+    def _launch_timeout(self) -> float | bool | None:
         """The timeout for the next training, or False when the budget cannot afford one."""
         view = self.budget_view()
         timeout = self._configured_timeout()
@@ -341,8 +338,13 @@ class ResearchSession:
 
     def _fresh_seed(self) -> int:
         probes = self.store.probes(self.id)
-        return max([self.campaign.probe.seed + self.campaign.probe.baseline_seeds - 1]
-                   + [p.seed for p in probes]) + 1
+        return (
+            max(
+                [self.campaign.probe.seed + self.campaign.probe.baseline_seeds - 1]
+                + [p.seed for p in probes]
+            )
+            + 1
+        )
 
     def history(self) -> tuple[ProbeRecord, ...]:
         return tuple(
@@ -480,11 +482,15 @@ class ResearchSession:
     # ---- phases --------------------------------------------------------------------------
 
     def _rerun_interrupted(self) -> None:
+        """Finish what an interruption left: trainings that were running, and probes that
+        were accepted but not yet launched (baselines are the baseline phase's work)."""
         for row in self.store.probes(self.id):
             if row.state == "running":
                 self._event("resume", f"{row.id} was interrupted; running it again", row.id)
-                if self._run(row) is None:
-                    return
+            elif row.state != "pending" or row.kind == ProbeKind.BASELINE.value:
+                continue
+            if self._run(row) is None:
+                return
 
     def _baseline(self) -> bool:
         """Train the recipe with `baseline_seeds` seeds; False when it could not be measured."""
@@ -550,9 +556,7 @@ class ResearchSession:
         self.noise = build_noise_model(runs, objective)
         self.mde = minimum_detectable_effect(self.noise, objective.target)
         self.store.update_session(self.id, noise=self.noise.to_dict(), mde=self.mde)
-        spread = ", ".join(
-            f"{c} ±{self.noise.seed_spread(c):.2f}" for c in objective.categories
-        )
+        spread = ", ".join(f"{c} ±{self.noise.seed_spread(c):.2f}" for c in objective.categories)
         self._event("noise", f"baseline seed-to-seed spread: {spread}")
         message = (
             f"smallest detectable {objective.target} effect at 80% power: {self.mde:.2f} "
@@ -592,7 +596,9 @@ class ResearchSession:
                     proposal, changes=coerce_changes(proposal.changes, self.campaign)
                 )
                 if source is self.fallback and self.fallback is not self.policy:
-                    proposal = replace(proposal, fallback_from=proposal.fallback_from or self.policy.name)
+                    proposal = replace(
+                        proposal, fallback_from=proposal.fallback_from or self.policy.name
+                    )
                 reason = validate_proposal(proposal, self.campaign, context.history)
                 if reason is None and proposal.action is Action.REPLAY:
                     target = self.store.get_probe(proposal.replay_of or "")
@@ -615,7 +621,7 @@ class ResearchSession:
         row = DecisionRow(
             session_id=self.id,
             created_at=utcnow(),
-            policy=proposal.fallback_from and f"{source.name} (fallback)" or source.name,
+            policy=(proposal.fallback_from and f"{source.name} (fallback)") or source.name,
             action=proposal.action.value,
             proposal={
                 "lane": proposal.lane,
@@ -718,30 +724,30 @@ class ResearchSession:
     def run(self) -> SessionRow:
         """Run (or continue) the session until its budget is spent or the policy concludes."""
         self._tick_at = time.monotonic()
+        told: set[str] = set()
+
+        def tell_new() -> None:
+            # Policies hear about every finished probe once, in order (on resume: the history).
+            new = [
+                p
+                for p in self.store.probes(self.id)
+                if p.state == "finished" and p.id not in told and p.kind != ProbeKind.BASELINE.value
+            ]
+            told.update(p.id for p in new)
+            self._tell(new)
+
         try:
-            # A resumed session first teaches the policies what already happened.
-            self._tell(
-                [p for p in self.store.probes(self.id)
-                 if p.state == "finished" and p.kind != ProbeKind.BASELINE.value]
-            )
+            tell_new()
             self._rerun_interrupted()
+            tell_new()
             if not self._baseline():
                 row = self.store.get_session(self.id)
                 if row is not None and row.status == "running" and self._launch_timeout() is False:
                     self._fail("the budget ran out before the baseline was measured")
                 return self.store.get_session(self.id)  # type: ignore[return-value]
-            told = {p.id for p in self.store.probes(self.id) if p.state == "finished"}
-            while True:
-                if not self._step():
-                    break
-                new = [
-                    p
-                    for p in self.store.probes(self.id)
-                    if p.state == "finished" and p.id not in told
-                    and p.kind != ProbeKind.BASELINE.value
-                ]
-                told |= {p.id for p in new}
-                self._tell(new)
+            while self._step():
+                tell_new()
+            tell_new()
             self._tick()
             used = self.budget_view()
             self.store.update_session(self.id, status="finished", finished_at=utcnow())

@@ -110,7 +110,8 @@ class ProbeSpec:
     eval_repeats: int = 1
     parent_id: str | None = None
     timeout_s: float | None = None
-    # Trainer-specific resolved settings (e.g. the trl trainer's model/objective); opaque to the loop.
+    # Trainer-specific resolved settings (the trl trainer's model, objective, …); opaque to
+    # the loop.
     trainer: dict[str, Any] = field(default_factory=dict)
 
     def to_config(self) -> dict[str, Any]:

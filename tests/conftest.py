@@ -56,8 +56,13 @@ def write_prompts(path: Path, categories: dict[str, int] = CATEGORIES) -> None:
     for category, n in categories.items():
         for i in range(n):
             lines.append(
-                json.dumps({"id": f"{category}-{i:02d}", "category": category,
-                            "prompt": f"question {i} about {category}"})
+                json.dumps(
+                    {
+                        "id": f"{category}-{i:02d}",
+                        "category": category,
+                        "prompt": f"question {i} about {category}",
+                    }
+                )
             )
     path.write_text("\n".join(lines) + "\n")
 

@@ -7,7 +7,8 @@ Scores come from the params through a known world, plus seeded training-seed and
   curriculum=reverse: new critical failures in offtask;
   everything else: no effect.
 FAKE_MODE (environment) makes it misbehave: exit1, hang, no_scores, nan, unknown_id,
-wrong_category. FAKE_SLEEP sleeps before writing; FAKE_MARKERS names a folder where it
+wrong_category, only for the probe whose changes match FAKE_MODE_WHEN (e.g. lora_r=8)
+when set. FAKE_SLEEP sleeps before writing; FAKE_MARKERS names a folder where it
 drops `<probe_id>.started`.
 """
 
@@ -45,6 +46,11 @@ def main() -> int:
     cfg = json.loads(Path(args.config).read_text())
     out = Path(args.out)
     mode = os.environ.get("FAKE_MODE", "")
+    when = os.environ.get("FAKE_MODE_WHEN")  # e.g. "lora_r=8": misbehave only for that change
+    if when:
+        key, _, value = when.partition("=")
+        if str(cfg["changes"].get(key)) != value:
+            mode = ""
     markers = os.environ.get("FAKE_MARKERS")
     if markers:
         Path(markers).mkdir(parents=True, exist_ok=True)
@@ -59,8 +65,11 @@ def main() -> int:
     if mode == "no_scores":
         return 0
     params = cfg["params"]
-    prompts = [json.loads(line) for line in Path(cfg["eval_prompts"]).read_text().splitlines()
-               if line.strip()]
+    prompts = [
+        json.loads(line)
+        for line in Path(cfg["eval_prompts"]).read_text().splitlines()
+        if line.strip()
+    ]
     seed = int(cfg["seed"])
     seed_rng = random.Random(seed * 7919)
     seed_offset = {c: seed_rng.gauss(0.0, 0.1) for c in ("facts", "voice", "offtask")}
@@ -69,9 +78,12 @@ def main() -> int:
         for p in prompts:
             rng = random.Random(zlib.crc32(f"{seed}/{p['id']}/{repeat}".encode()))
             difficulty = (zlib.crc32(p["id"].encode()) % 100) / 100 - 0.5
-            score = quality(p["category"], params) + difficulty + seed_offset.get(
-                p["category"], 0.0
-            ) + rng.gauss(0.0, 0.5)
+            score = (
+                quality(p["category"], params)
+                + difficulty
+                + seed_offset.get(p["category"], 0.0)
+                + rng.gauss(0.0, 0.5)
+            )
             critical = (
                 p["category"] == "offtask"
                 and params.get("curriculum") == "reverse"
@@ -80,8 +92,12 @@ def main() -> int:
             if critical:
                 score = 0.5
             score = min(10.0, max(0.0, score))
-            row = {"prompt_id": p["id"], "category": p["category"], "score": score,
-                   "repeat": repeat}
+            row = {
+                "prompt_id": p["id"],
+                "category": p["category"],
+                "score": score,
+                "repeat": repeat,
+            }
             if critical or score < 1.0:
                 row["critical"] = True
             if mode == "nan":
@@ -92,7 +108,9 @@ def main() -> int:
                 row["category"] = "elsewhere"
             lines.append(json.dumps(row))
     (out / "scores.jsonl").write_text("\n".join(lines) + "\n")
-    (out / "metrics.json").write_text(json.dumps({"train_loss": 1.0 / (1 + seed), "runtime_s": 0.01}))
+    (out / "metrics.json").write_text(
+        json.dumps({"train_loss": 1.0 / (1 + seed), "runtime_s": 0.01})
+    )
     return 0
 
 

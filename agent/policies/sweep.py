@@ -30,7 +30,7 @@ def neighbours(knob: Knob, value: Any) -> list[Any]:
     for c in candidates:
         c = min(max(c, knob.low), knob.high)
         if knob.type == "int":
-            c = int(round(c))
+            c = round(c)
         else:
             c = float(f"{c:.6g}")
         if c != value and c not in out and knob.contains(c):
@@ -67,7 +67,7 @@ class SweepPolicy(Policy):
         for lane in lanes[start:] + lanes[:start]:
             for changes in self.candidates[lane]:
                 if canonical_changes(changes) not in tried:
-                    (name, value), = changes.items()
+                    ((name, value),) = changes.items()
                     recipe_value = context.campaign.recipe[name]
                     direction = (
                         "switch"

@@ -39,10 +39,11 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         for c in categories:
             vals = [s.score for s in scores if s.category == c]
             means[c] = sum(vals) / len(vals) if vals else float("nan")
-        baseline_rows.append({"id": p.id, "seed": p.seed, "status": p.status, "means": means,
-                              "error": p.error})
+        baseline_rows.append(
+            {"id": p.id, "seed": p.seed, "status": p.status, "means": means, "error": p.error}
+        )
 
-    runs = []
+    runs: list[dict[str, Any]] = []
     for p in probes:
         if p.kind == "baseline" or p.state != "finished":
             continue
@@ -69,18 +70,23 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
                 "log_tail": p.log_tail or "",
             }
         )
-    runs.sort(
-        key=lambda r: (r["target_delta"] is None, -(r["target_delta"] or 0.0))
-    )
+    runs.sort(key=lambda r: (r["target_delta"] is None, -(r["target_delta"] or 0.0)))
     kept = [r for r in runs if r["status"] == "keep"]
     candidates = [r for r in runs if r["status"] == "candidate"]
     confirmed_parents = {r["parent"] for r in runs if r["kind"] == "confirm"}
     unconfirmed = [r for r in candidates if r["id"] not in confirmed_parents]
     failures = [r for r in runs if r["status"] in ("crash", "guard_fail")]
     failures += [
-        {"id": b["id"], "kind": "baseline", "change": "recipe", "status": b["status"],
-         "reason": b["error"] or "", "log_tail": ""}
-        for b in baseline_rows if b["status"] == "crash"
+        {
+            "id": b["id"],
+            "kind": "baseline",
+            "change": "recipe",
+            "status": b["status"],
+            "reason": b["error"] or "",
+            "log_tail": "",
+        }
+        for b in baseline_rows
+        if b["status"] == "crash"
     ]
     decisions = store.decisions(session_id)
     cost = sum(d.cost_usd for d in decisions)
@@ -168,7 +174,9 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
     }
 
 
-def _findings(runs: list[dict[str, Any]], campaign: dict[str, Any], noise: Any) -> list[dict[str, Any]]:
+def _findings(
+    runs: list[dict[str, Any]], campaign: dict[str, Any], noise: Any
+) -> list[dict[str, Any]]:
     """Per-knob sensitivities (agent/findings.py), as plain rows for the template."""
     from agent.findings import knob_findings_from_report_runs
 

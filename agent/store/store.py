@@ -76,7 +76,11 @@ class Store:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         self.tsv_path = self.workspace / "results.tsv"
         self.log_path = self.runs_dir / "progress.log"
-        self.url = url or os.environ.get("AUTORESEARCH_DB") or f"sqlite:///{self.runs_dir / 'autoresearch.db'}"
+        self.url = (
+            url
+            or os.environ.get("AUTORESEARCH_DB")
+            or f"sqlite:///{self.runs_dir / 'autoresearch.db'}"
+        )
         self.engine: Engine = create_engine(self.url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -355,7 +359,11 @@ class Store:
     def render_tsv(self) -> str:
         buf = io.StringIO()
         writer = csv.DictWriter(
-            buf, fieldnames=TSV_COLUMNS, delimiter="\t", lineterminator="\n", quoting=csv.QUOTE_NONE,
+            buf,
+            fieldnames=TSV_COLUMNS,
+            delimiter="\t",
+            lineterminator="\n",
+            quoting=csv.QUOTE_NONE,
             escapechar="\\",
         )
         writer.writeheader()

@@ -123,7 +123,7 @@ def run_probe_process(
                 stdin=subprocess.DEVNULL,
                 cwd=cwd,
                 env=child_env,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - needed for PDEATHSIG
+                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             return crash(f"cannot start {args[0]!r}: {exc.strerror}")

@@ -1,0 +1,340 @@
+"""Whole sessions through the CLI on the fake trainer: start → report, budget, bad input,
+crashes, resume, replay, status/show/power."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+from agent.session import WorkspaceLock
+from agent.store.store import Store
+from tests.conftest import make_workspace, write_prompts
+
+runner = CliRunner()
+
+
+def cli(*args: str, workspace: Path) -> tuple[int, str]:
+    result = runner.invoke(app, [*args, "-w", str(workspace)])
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.output
+
+
+def assert_views_match(workspace: Path) -> Store:
+    store = Store(workspace)
+    assert (workspace / "results.tsv").read_text() == store.render_tsv()
+    return store
+
+
+def test_start_runs_a_whole_session_and_reports(workspace: Path) -> None:
+    code, out = cli("start", "--budget", "8", workspace=workspace)
+    assert code == 0, out
+    store = assert_views_match(workspace)
+    session = store.latest_session()
+    assert session is not None and session.status == "finished"
+    assert store.runs_used(session.id) == 8
+    probes = store.probes(session.id)
+    assert [p.kind for p in probes[:2]] == ["baseline", "baseline"]
+    # Every probe trained exactly the baseline's steps.
+    assert {p.steps for p in probes} == {30}
+    # The fake world's real effect (learning_rate=2e-3) is found and confirmed; keep appears
+    # only on the confirmation row, the candidate's own row says candidate.
+    keeps = [p for p in probes if p.status == "keep"]
+    assert [p.kind for p in keeps] == ["confirm"]
+    assert keeps[0].changes == {"learning_rate": 0.002}
+    parent = store.get_probe(keeps[0].parent_id or "")
+    assert parent is not None and parent.status == "candidate"
+    # The trade-off (mixture=stratified drops voice) is a guard_fail naming the guard.
+    strat = next(p for p in probes if p.changes == {"mixture": "stratified"})
+    assert strat.status == "guard_fail" and "voice" in strat.verdict["reason"]  # type: ignore[index]
+    # Run folders hold the contract's files.
+    run_dir = Path(keeps[0].run_dir or "")
+    for name in ("config.json", "scores.jsonl", "metrics.json", "verdict.json", "train.log"):
+        assert (run_dir / name).exists(), name
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["kind"] == "confirm" and config["params"]["learning_rate"] == 0.002
+    # progress.log has one line per event; the report exists with its archive copy.
+    log = (workspace / "runs" / "progress.log").read_text()
+    assert "noise" in log and "keep" in log
+    report = (workspace / "SESSION_REPORT.md").read_text()
+    assert "Finding: learning_rate=0.002" in report
+    assert "same 30 steps" in report
+    assert (workspace / "docs" / "sessions" / f"SESSION_REPORT_{session.id}.md").exists()
+    header = (workspace / "results.tsv").read_text().splitlines()[0].split("\t")
+    assert header == [
+        "probe_id",
+        "session",
+        "kind",
+        "lane",
+        "change",
+        "steps",
+        "seed",
+        "target",
+        "target_delta",
+        "ci_low",
+        "ci_high",
+        "guard_ok",
+        "worst_guard",
+        "worst_guard_delta",
+        "critical",
+        "status",
+        "description",
+    ]
+    grep_keep = [r for r in (workspace / "results.tsv").read_text().splitlines() if "\tkeep\t" in r]
+    assert len(grep_keep) == 1 and "\tconfirm\t" in grep_keep[0]
+
+
+def test_budget_is_never_overspent(workspace: Path) -> None:
+    code, out = cli("start", "--budget", "3", workspace=workspace)
+    assert code == 0, out
+    store = assert_views_match(workspace)
+    session = store.latest_session()
+    assert session is not None
+    assert store.runs_used(session.id) == 3
+    assert len(store.probes(session.id)) == 3
+
+
+def test_budget_too_small_for_the_baseline(workspace: Path) -> None:
+    code, out = cli("start", "--budget", "2", workspace=workspace)
+    assert code == 2
+    assert "cannot cover 2 baseline seeds" in out
+
+
+def test_wall_clock_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    monkeypatch.setenv("FAKE_SLEEP", "0.4")
+    code, out = cli("start", "--budget", "4s", workspace=ws)
+    assert code in (0, 1), out
+    store = Store(ws)
+    session = store.latest_session()
+    assert session is not None
+    # Bookkeeping may add a little, training never runs past the budget.
+    assert session.seconds_used < 4.0 + 0.5
+    assert store.runs_used(session.id) >= 2
+
+
+def test_missing_guard_category_stops_before_training(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    write_prompts(ws / "probe-prompts.jsonl", {"facts": 8, "voice": 8})
+    code, out = cli("start", "--budget", "8", workspace=ws)
+    assert code == 2
+    assert "guard category 'offtask' has 0 eval prompt(s)" in out
+    assert Store(ws).latest_session() is None
+    code, out = cli("check", workspace=ws)
+    assert code == 2 and "offtask" in out
+
+
+def test_check_passes_on_a_good_workspace(workspace: Path) -> None:
+    code, out = cli("check", workspace=workspace)
+    assert code == 0, out
+    assert "ok" in out and "3 lane(s)" in out
+
+
+def test_bad_yaml_is_reported_with_file_and_line(workspace: Path) -> None:
+    path = workspace / "search_space.yaml"
+    path.write_text(path.read_text().replace("steps: 30", "steps: -3"))
+    code, out = cli("start", "--budget", "8", workspace=workspace)
+    assert code == 2
+    assert "search_space.yaml:" in out and "probe.steps" in out and "greater than 0" in out
+
+
+def test_second_start_while_locked_is_refused(workspace: Path) -> None:
+    with WorkspaceLock(workspace / "runs"):
+        code, out = cli("start", "--budget", "8", workspace=workspace)
+    assert code == 2
+    assert "another autoresearch process" in out
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("exit1", "trainer exited with code 1"),
+        ("no_scores", "scores.jsonl: missing"),
+        ("nan", "score must be a finite number, got nan"),
+        ("unknown_id", "unknown prompt_id 'no-such-prompt'"),
+        ("wrong_category", "not 'elsewhere'"),
+    ],
+)
+def test_a_crashing_probe_never_ends_the_session(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, mode: str, message: str
+) -> None:
+    monkeypatch.setenv("FAKE_MODE", mode)
+    monkeypatch.setenv("FAKE_MODE_WHEN", "lora_r=8")
+    code, out = cli("start", "--budget", "12", workspace=workspace)
+    assert code == 0, out
+    store = assert_views_match(workspace)
+    session = store.latest_session()
+    assert session is not None and session.status == "finished"
+    probes = store.probes(session.id)
+    crashed = [p for p in probes if p.status == "crash"]
+    assert [p.changes for p in crashed] == [{"lora_r": 8}]
+    assert message in (crashed[0].error or "")
+    if mode == "exit1":
+        assert "CUDA out of memory (simulated)" in (crashed[0].log_tail or "")
+    assert len([p for p in probes if p.state == "finished"]) == store.runs_used(session.id)
+    assert "crash" in (workspace / "SESSION_REPORT.md").read_text()
+
+
+def test_a_hanging_trainer_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws = make_workspace(tmp_path / "ws", timeout="2s")
+    monkeypatch.setenv("FAKE_MODE", "hang")
+    monkeypatch.setenv("FAKE_MODE_WHEN", "lora_r=8")
+    code, out = cli("start", "--budget", "12", workspace=ws)
+    assert code == 0, out
+    store = Store(ws)
+    crashed = [p for p in store.probes(store.latest_session().id) if p.status == "crash"]  # type: ignore[union-attr]
+    assert len(crashed) == 1 and "timed out after 2s" in (crashed[0].error or "")
+
+
+def test_a_baseline_that_always_crashes_fails_the_session_clearly(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_MODE", "exit1")
+    code, out = cli("start", "--budget", "8", workspace=workspace)
+    assert code == 1, out
+    store = assert_views_match(workspace)
+    session = store.latest_session()
+    assert session is not None and session.status == "failed"
+    assert "baseline could not be trained" in (session.error or "")
+    # Replacement seeds were tried, then the session stopped: no probe was judged.
+    assert {p.kind for p in store.probes(session.id)} == {"baseline"}
+
+
+def test_unfinished_session_points_to_resume(workspace: Path) -> None:
+    from agent.runtime import open_session
+    from agent.session import BudgetSpec
+
+    store = Store(workspace)
+    with WorkspaceLock(workspace / "runs"):
+        open_session(workspace, budget=BudgetSpec(runs=8), resume=False)
+    store.close()
+    code, out = cli("start", "--budget", "8", workspace=workspace)
+    assert code == 2 and "autoresearch resume" in out
+    code, out = cli("resume", workspace=workspace)
+    assert code == 0, out
+    assert_views_match(workspace)
+    session = Store(workspace).latest_session()
+    assert session is not None and session.status == "finished"
+
+
+def test_start_new_abandons_the_unfinished_session(workspace: Path) -> None:
+    from agent.runtime import open_session
+    from agent.session import BudgetSpec
+
+    with WorkspaceLock(workspace / "runs"):
+        first = open_session(workspace, budget=BudgetSpec(runs=8), resume=False)
+    code, out = cli("start", "--budget", "3", "--new", workspace=workspace)
+    assert code == 0, out
+    store = Store(workspace)
+    assert store.get_session(first.id).status == "abandoned"  # type: ignore[union-attr]
+
+
+class InterruptingTrainer:
+    """Raises KeyboardInterrupt (Ctrl-C) on its n-th run."""
+
+    def __init__(self, inner, n: int):  # type: ignore[no-untyped-def]
+        self.inner, self.n, self.calls = inner, n, 0
+
+    def preflight(self) -> list[str]:
+        return self.inner.preflight()
+
+    def run(self, spec):  # type: ignore[no-untyped-def]
+        self.calls += 1
+        if self.calls == self.n:
+            raise KeyboardInterrupt
+        return self.inner.run(spec)
+
+
+@pytest.mark.parametrize("interrupt_at", [2, 4, 6])
+def test_ctrl_c_then_resume_keeps_everything(workspace: Path, interrupt_at: int) -> None:
+    from agent.campaign import load_campaign
+    from agent.runtime import build_trainer, open_session
+    from agent.session import BudgetSpec
+
+    campaign = load_campaign(workspace / "search_space.yaml")
+    trainer = InterruptingTrainer(build_trainer(campaign), interrupt_at)
+    with WorkspaceLock(workspace / "runs"):
+        session = open_session(
+            workspace,
+            budget=BudgetSpec(runs=8),
+            resume=False,
+            trainer=trainer,  # type: ignore[arg-type]
+        )
+        with pytest.raises(KeyboardInterrupt):
+            session.run()
+    store = Store(workspace)
+    before = {p.id: p.status for p in store.probes(session.id) if p.state == "finished"}
+    assert len(before) == interrupt_at - 1
+    running = [p for p in store.probes(session.id) if p.state == "running"]
+    assert len(running) == 1
+    code, out = cli("resume", workspace=workspace)
+    assert code == 0, out
+    store = assert_views_match(workspace)
+    after = {p.id: p.status for p in store.probes(session.id)}
+    assert all(after[k] == v for k, v in before.items())  # nothing finished was lost or changed
+    assert store.runs_used(session.id) == 8  # the interrupted training counted once
+    rerun = store.get_probe(running[0].id)
+    assert rerun is not None and rerun.attempts == 2 and rerun.state == "finished"
+    assert rerun.run_dir and rerun.run_dir.endswith(".attempt2")
+    assert (Path(running[0].run_dir or "") / "INTERRUPTED").exists()
+
+
+def test_replay_uses_the_stored_config(workspace: Path) -> None:
+    code, out = cli("start", "--budget", "8", workspace=workspace)
+    assert code == 0, out
+    store = Store(workspace)
+    probe = next(
+        p
+        for p in store.probes(store.latest_session().id)  # type: ignore[union-attr]
+        if p.changes == {"learning_rate": 0.002} and p.kind == "probe"
+    )
+    # The campaign file changes after the session; a replay must not notice.
+    path = workspace / "search_space.yaml"
+    path.write_text(path.read_text().replace("learning_rate: 1.0e-3", "learning_rate: 1.0e-4"))
+    code, out = cli("replay", probe.id[:-2], workspace=workspace)  # a unique prefix works
+    assert code == 0, out
+    assert "facts" in out and "+0.00" in out  # the fake trainer is deterministic per seed
+    code, out = cli("replay", probe.id, "--seed", "7", workspace=workspace)
+    assert code == 0, out
+    replays = [
+        p
+        for p in Store(workspace).probes(probe.session_id)
+        if p.parent_id == probe.id and p.kind == "replay"
+    ]
+    assert [r.seed for r in replays] == [0, 7]
+    assert all(r.spec and r.spec["params"]["learning_rate"] == 0.002 for r in replays)
+    assert_views_match(workspace)
+
+
+def test_status_show_power_and_report(workspace: Path) -> None:
+    assert cli("start", "--budget", "8", workspace=workspace)[0] == 0
+    code, out = cli("status", workspace=workspace)
+    assert code == 0 and "8/8 trainings (0 left)" in out and "keep" in out
+    store = Store(workspace)
+    probe = next(p for p in store.probes(store.latest_session().id) if p.status == "guard_fail")  # type: ignore[union-attr]
+    code, out = cli("show", probe.id, workspace=workspace)
+    assert code == 0
+    assert "voice" in out and "guard regressed" in out and "learning_rate" in out
+    code, out = cli("show", "probe-nope", workspace=workspace)
+    assert code == 2 and "no probe 'probe-nope'" in out
+    code, out = cli("power", workspace=workspace)
+    assert code == 0 and "minimum detectable effect" in out
+    (workspace / "SESSION_REPORT.md").unlink()
+    code, out = cli("report", workspace=workspace)
+    assert code == 0 and (workspace / "SESSION_REPORT.md").exists()
+
+
+def test_init_writes_a_workspace_that_checks(tmp_path: Path) -> None:
+    target = tmp_path / "new"
+    result = runner.invoke(app, ["init", str(target)])
+    assert result.exit_code == 0, result.output
+    for name in ("search_space.yaml", "probe-prompts.jsonl", "program.md", "train_probe.py"):
+        assert (target / name).exists(), name
+    code, out = cli("check", workspace=target)
+    assert code == 0, out
+    result = runner.invoke(app, ["init", str(target)])
+    assert result.exit_code == 2 and "--force" in result.output
