@@ -176,7 +176,7 @@ class AgentConfig(_Strict):
     policy: Literal["auto", "claude", "optuna", "sweep"] = "auto"
     """`claude` (needs ANTHROPIC_API_KEY), `optuna` (offline), `sweep` (offline, simplest);
     `auto` is claude when the key is set, else optuna."""
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-5-5"
     """Model id for the claude policy."""
     brief: str | None = "program.md"
     """A Markdown file the user owns: context and hints for the agent."""

@@ -141,12 +141,11 @@ def _run_session(workspace: Path, *, budget: str | None, resume: bool, new: bool
                         "`autoresearch resume` continues it"
                     )
                     raise typer.Exit(code=130) from None
-            narrative = None
             try:
-                narrative = session.policy.narrative(_report_data(session))
+                session.write_narrative(_report_data(session))
             except Exception as exc:  # the deterministic report never depends on the agent
                 err.print(f"[yellow]warning:[/] the agent's narrative failed: {exc}")
-            path, _archive = write_report(session.store, session.id, narrative=narrative)
+            path, _archive = write_report(session.store, session.id)
     except (SessionError, CampaignError) as exc:
         _fail(str(exc))
     console.print(f"\nsession {row.id} {row.status}; report: {path}")
@@ -435,28 +434,39 @@ def power(
     workspace: Workspace = Path("."),
 ) -> None:
     """The minimum detectable target effect of a finished baseline, vs eval repeats."""
-    from agent.stats import power_table
+    from agent.campaign import Objective
+    from agent.stats import power_report
     from agent.verdict import NoiseModel
 
     store = _store(workspace)
     row = store.get_session(session) if session else store.latest_session()
     if row is None or not row.noise:
         _fail("no finished baseline yet: run `autoresearch start` first")
-    noise = NoiseModel.from_dict(row.noise)
-    objective = row.campaign["objective"]
-    target = objective["target"]
+    objective = Objective.model_validate(row.campaign["objective"])
+    report = power_report(NoiseModel.from_dict(row.noise), objective)
     console.print(
-        f"target {target}: minimum detectable effect at 80% power {row.mde:.2f} "
-        f"(min_improvement {objective['min_improvement']:.2f})"
+        f"target {report.target}: minimum detectable effect at 80% power {report.mde:.2f} "
+        f"(min_improvement {report.min_improvement:.2f}; "
+        f"{row.campaign['probe']['baseline_seeds']} baseline seeds)"
     )
-    table = Table(title="MDE vs eval repeats")
-    rows = power_table(noise, target)
-    columns = list(rows[0].keys()) if rows else []
-    for col in columns:
-        table.add_column(str(col), justify="right")
-    for r in rows:
-        table.add_row(*[f"{v:.2f}" if isinstance(v, float) else str(v) for v in r.values()])
+    table = Table(title="minimum detectable effect vs eval repeats")
+    for col in ("eval repeats", "prompts", "seeds", "MDE (with confirmation)", "MDE (one run)"):
+        table.add_column(col, justify="right")
+    for r in report.table:
+        mark = "" if r.measured else " *"
+        table.add_row(str(r.repeats), str(r.prompts), str(r.seeds), f"{r.mde:.2f}{mark}",
+                      f"{r.mde_single_run:.2f}")
     console.print(table)
+    if not all(r.measured for r in report.table):
+        console.print("* the baseline had one eval repeat, so the gain from more repeats is an "
+                      "upper bound (eval noise was not measured separately)")
+    for guard, tolerance in report.guard_tolerance_needed.items():
+        console.print(f"guard {guard}: a flat guard passes with 80% power at tolerance "
+                      f"{tolerance:.2f} or more")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    for fix in report.fixes:
+        console.print(f"  - {fix}")
 
 
 def main() -> None:

@@ -34,6 +34,40 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+COMBINATION_LANE = "combination"
+"""A reserved lane: a probe combining changes that were each confirmed (kept) on their own."""
+
+
+def confirmed_changes(history: Iterable[ProbeRecord]) -> dict[str, Any]:
+    """knob -> value of every change the session has confirmed (a `keep` verdict)."""
+    out: dict[str, Any] = {}
+    for record in history:
+        if record.status == "keep":
+            out.update(record.changes)
+    return out
+
+
+def _validate_combination(
+    proposal: Proposal, campaign: Campaign, history: list[ProbeRecord]
+) -> str | None:
+    confirmed = confirmed_changes(history)
+    if len(proposal.changes) < 2:
+        return "a combination joins at least two confirmed changes"
+    for name, value in proposal.changes.items():
+        if name in campaign.protected:
+            return f"{name!r} is protected and may not be changed"
+        if name not in confirmed or confirmed[name] != value:
+            return (
+                f"{name}={value!r} was not confirmed on its own; a combination may only join "
+                f"confirmed changes ({format_changes(confirmed) if confirmed else 'none yet'})"
+            )
+    key = canonical_changes(proposal.changes)
+    for record in history:
+        if record.kind == "probe" and canonical_changes(record.changes) == key:
+            return f"{format_changes(proposal.changes)} was already tried as {record.probe_id}"
+    return None
+
+
 def validate_proposal(
     proposal: Proposal, campaign: Campaign, history: Iterable[ProbeRecord]
 ) -> str | None:
@@ -46,6 +80,8 @@ def validate_proposal(
         if proposal.replay_of not in ids:
             return f"replay_of {proposal.replay_of!r} is not a probe of this session"
         return None
+    if proposal.lane == COMBINATION_LANE:
+        return _validate_combination(proposal, campaign, history)
     if proposal.lane not in campaign.lanes:
         return f"unknown lane {proposal.lane!r}; lanes are {sorted(campaign.lanes)}"
     if not proposal.changes:

@@ -389,9 +389,10 @@ class ResearchSession:
         run_dir = self.store.runs_dir / (row.id if attempt == 1 else f"{row.id}.attempt{attempt}")
         trainer = self._trainer_settings()
         if previous is not None:
-            (previous / "INTERRUPTED").write_text(
-                f"this attempt was interrupted; the probe re-ran in {run_dir.name}\n"
-            ) if previous.exists() else None
+            if previous.exists():
+                (previous / "INTERRUPTED").write_text(
+                    f"this attempt was interrupted; the probe re-ran in {run_dir.name}\n"
+                )
             checkpoints = previous / "checkpoints"
             if checkpoints.exists():
                 trainer["resume_from"] = str(checkpoints)
@@ -636,6 +637,8 @@ class ResearchSession:
             rationale=proposal.rationale,
             input_tokens=usage.input_tokens if usage else 0,
             output_tokens=usage.output_tokens if usage else 0,
+            cache_read_tokens=usage.cache_read_tokens if usage else 0,
+            cache_write_tokens=usage.cache_write_tokens if usage else 0,
             cost_usd=usage.cost_usd if usage else 0.0,
         )
         if not accepted:
@@ -705,15 +708,51 @@ class ResearchSession:
         row = self.store.add_probe(row, decision)
         return self._run(row) is not None
 
-    def _tell(self, rows: list[ProbeRow]) -> None:
+    def _tell(self, rows: list[ProbeRow], *, fresh: bool = True) -> None:
+        """Tell both policies about finished probes, in order. `fresh` rows finished in this
+        process and get the policy's one-line reading first (history on resume does not)."""
         context = self.context()
         for row in rows:
             record = record_from_row(row)
+            if fresh and row.reading is None:
+                try:
+                    reading = self.policy.read(record, context)
+                except Exception as exc:
+                    reading = None
+                    self._event("policy", f"{self.policy.name}.read failed: {exc}")
+                if reading:
+                    self.store.update_probe(row.id, reading=reading)
+                    record = replace(record, reading=reading)
+                    self._event("reading", reading, row.id)
             for policy in {id(self.policy): self.policy, id(self.fallback): self.fallback}.values():
                 try:
                     policy.tell(record, context)
                 except Exception as exc:
                     self._event("policy", f"{policy.name}.tell failed: {type(exc).__name__}: {exc}")
+
+    def write_narrative(self, report_data: dict[str, Any]) -> str | None:
+        """Ask the policy for the report's narrative and record what it cost."""
+        text = self.policy.narrative(report_data)
+        if text:
+            self.store.update_session(self.id, narrative=text)
+        usage = self.policy.narrative_usage
+        if usage is not None and getattr(usage, "cost_usd", 0.0):
+            self.store.add_decision(
+                DecisionRow(
+                    session_id=self.id,
+                    created_at=utcnow(),
+                    policy=self.policy.name,
+                    action="narrative",
+                    proposal={},
+                    accepted=True,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cache_read_tokens=getattr(usage, "cache_read_tokens", 0),
+                    cache_write_tokens=getattr(usage, "cache_write_tokens", 0),
+                    cost_usd=usage.cost_usd,
+                )
+            )
+        return text
 
     def _fail(self, message: str) -> None:
         self.store.update_session(self.id, status="failed", error=message, finished_at=utcnow())
@@ -726,7 +765,7 @@ class ResearchSession:
         self._tick_at = time.monotonic()
         told: set[str] = set()
 
-        def tell_new() -> None:
+        def tell_new(fresh: bool = True) -> None:
             # Policies hear about every finished probe once, in order (on resume: the history).
             new = [
                 p
@@ -734,10 +773,10 @@ class ResearchSession:
                 if p.state == "finished" and p.id not in told and p.kind != ProbeKind.BASELINE.value
             ]
             told.update(p.id for p in new)
-            self._tell(new)
+            self._tell(new, fresh=fresh)
 
         try:
-            tell_new()
+            tell_new(fresh=False)
             self._rerun_interrupted()
             tell_new()
             if not self._baseline():

@@ -245,6 +245,7 @@ class InterruptingTrainer:
     def run(self, spec):  # type: ignore[no-untyped-def]
         self.calls += 1
         if self.calls == self.n:
+            spec.out_dir.mkdir(parents=True)  # interrupted mid-training
             raise KeyboardInterrupt
         return self.inner.run(spec)
 

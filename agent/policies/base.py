@@ -125,6 +125,13 @@ class Policy(ABC):
     def reject(self, proposal: Proposal, reason: str, context: PolicyContext) -> None:  # noqa: B027
         """The loop refused `proposal` for `reason`; the next ask should avoid it."""
 
-    def narrative(self, report_data: dict[str, Any]) -> str | None:
-        """Optional prose for the session report (LLM policies)."""
+    def read(self, record: ProbeRecord, context: PolicyContext) -> str | None:
+        """A one-line reading of a probe that just finished, stored with it (LLM policies)."""
         return None
+
+    def narrative(self, report_data: dict[str, Any]) -> str | None:
+        """Optional prose for the session report (LLM policies). Its cost, if any, is in
+        `narrative_usage` (an object with input/output tokens and cost_usd)."""
+        return None
+
+    narrative_usage: Any = None

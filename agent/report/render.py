@@ -170,7 +170,7 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
             {"policy": d.policy, "reason": d.reject_reason, "proposal": d.proposal}
             for d in rejected
         ],
-        "narrative": None,
+        "narrative": session.narrative,
     }
 
 
@@ -198,12 +198,9 @@ def render_report(data: dict[str, Any]) -> str:
     return env.get_template(TEMPLATE).render(**data)
 
 
-def write_report(
-    store: Store, session_id: str, *, narrative: str | None = None
-) -> tuple[Path, Path]:
+def write_report(store: Store, session_id: str) -> tuple[Path, Path]:
     """Write SESSION_REPORT.md in the workspace and its archive copy under docs/sessions/."""
     data = report_data(store, session_id)
-    data["narrative"] = narrative
     text = render_report(data)
     path = store.workspace / "SESSION_REPORT.md"
     path.write_text(text, encoding="utf-8")

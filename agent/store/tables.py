@@ -43,6 +43,7 @@ class SessionRow(Base):
     noise: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     mde: Mapped[float | None] = mapped_column(Float, nullable=True)
     conclusion: Mapped[str | None] = mapped_column(Text, nullable=True)
+    narrative: Mapped[str | None] = mapped_column(Text, nullable=True)  # the agent's prose
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     schema_version: Mapped[int] = mapped_column(Integer, default=SCHEMA_VERSION)
 
@@ -115,6 +116,8 @@ class DecisionRow(Base):
     rationale: Mapped[str | None] = mapped_column(Text, nullable=True)
     input_tokens: Mapped[int] = mapped_column(Integer, default=0)
     output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
 
 
