@@ -94,8 +94,9 @@ class ProbeSettings(_Strict):
 
     steps: int = Field(gt=0)
     """Training steps of every probe; baselines train exactly as long."""
-    baseline_seeds: int = Field(default=2, ge=2)
-    """Baseline trainings with different seeds (>= 2, to measure training noise)."""
+    baseline_seeds: int = Field(default=3, ge=2)
+    """Baseline trainings with different seeds (>= 2, to measure training noise; 3 detects
+    much more than 2, see docs/verdicts.md)."""
     eval_repeats: int = Field(default=1, ge=1)
     """Evaluations per prompt per probe (sampled generation or a stochastic judge)."""
     timeout: Seconds | None = None

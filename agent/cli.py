@@ -160,20 +160,24 @@ def _report_data(session: Any) -> dict[str, Any]:
 
 
 class LiveDisplay:
-    """The live view: the running probe and the results so far (plain lines when not a TTY)."""
+    """The live view: the results so far and the running probe with its elapsed time and the
+    last line of its log (plain lines when not a TTY)."""
 
     def __init__(self, workspace: Path):
         self.workspace = workspace
         self.store: Any = None
         self.session_id: str | None = None
         self.current: str | None = None
+        self.current_dir: Path | None = None
+        self.started = 0.0
+        self.table: Table | None = None
         self.live: Any = None
 
     def __enter__(self) -> LiveDisplay:
         if console.is_terminal:
             from rich.live import Live
 
-            self.live = Live(self.render(), console=console, refresh_per_second=2, transient=False)
+            self.live = Live(self, console=console, refresh_per_second=2, transient=False)
             self.live.__enter__()
         return self
 
@@ -186,8 +190,13 @@ class LiveDisplay:
             self.live = None
 
     def observe(self, kind: str, data: dict[str, Any]) -> None:
+        import time
+
         if kind == "probe_started":
             self.current = data["probe_id"]
+            self.started = time.monotonic()
+            row = self.store.get_probe(self.current) if self.store else None
+            self.current_dir = Path(row.run_dir) if row is not None and row.run_dir else None
         elif kind == "probe_finished":
             self.current = None
         if kind == "event":
@@ -197,22 +206,34 @@ class LiveDisplay:
                 self.live.console.print(
                     f"[dim]{data['kind']:<10}[/] {data['message']}", soft_wrap=True
                 )
-        if self.live is not None:
-            self.live.update(self.render())
+        self.table = None  # rebuilt from the database at the next refresh
 
-    def render(self) -> Any:
-        table = (
-            results_table(self.store, self.session_id)
-            if self.store and self.session_id
-            else Table()
-        )
+    def __rich__(self) -> Any:
+        import time
+
+        from probes.durations import format_duration
+        from probes.trainers.command import LOG_NAME, log_tail
+
+        if self.table is None:
+            self.table = (
+                results_table(self.store, self.session_id, last=20)
+                if self.store and self.session_id
+                else Table()
+            )
         if self.current:
-            table.caption = f"running: {self.current}"
-        return table
+            elapsed = format_duration(time.monotonic() - self.started)
+            last = log_tail(self.current_dir / LOG_NAME, 1) if self.current_dir else ""
+            caption = f"running: {self.current} ({elapsed})"
+            if last.strip():
+                caption += f"\n{last.strip()[:120]}"
+            self.table.caption = caption
+        else:
+            self.table.caption = None
+        return self.table
 
 
-def results_table(store: Any, session_id: str) -> Table:
-    """The probes of a session with their verdicts."""
+def results_table(store: Any, session_id: str, last: int | None = None) -> Table:
+    """The probes of a session with their verdicts (only the `last` ones when given)."""
     session = store.get_session(session_id)
     target = session.campaign["objective"]["target"] if session else "target"
     table = Table(title=f"session {session_id}")
@@ -229,7 +250,11 @@ def results_table(store: Any, session_id: str) -> Table:
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     from agent.proposals import format_changes
 
-    for p in store.probes(session_id):
+    probes = store.probes(session_id)
+    if last is not None and len(probes) > last:
+        table.title = f"session {session_id} (last {last} of {len(probes)})"
+        probes = probes[-last:]
+    for p in probes:
         v = p.verdict or {}
         delta = v.get("target_delta")
         interval = (

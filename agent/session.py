@@ -30,7 +30,7 @@ from agent.policies.base import (
     Proposal,
 )
 from agent.proposals import coerce_changes, format_changes, validate_proposal
-from agent.stats import minimum_detectable_effect
+from agent.stats import power_report
 from agent.store.store import Store, utcnow
 from agent.store.tables import DecisionRow, ProbeRow, SessionRow
 from agent.verdict import NoiseModel, Verdict, VerdictStatus, build_noise_model, compare
@@ -469,7 +469,10 @@ class ResearchSession:
             parent = self.store.scores(row.parent_id)
             if parent:
                 probe_runs = [parent, scores]
-                confirmation = True
+                # A confirmation decides keep. A replay of an inconclusive probe pools both
+                # runs but can only make a candidate, which then needs its own confirmation:
+                # `keep` always rests on an independent fresh-seed run.
+                confirmation = row.kind == ProbeKind.CONFIRM.value
         return compare(
             probe_runs,
             baselines,
@@ -555,24 +558,24 @@ class ResearchSession:
         runs = self.baseline_runs()
         objective = self.campaign.objective
         self.noise = build_noise_model(runs, objective)
-        self.mde = minimum_detectable_effect(self.noise, objective.target)
+        report = power_report(self.noise, objective)
+        self.mde = report.mde
         self.store.update_session(self.id, noise=self.noise.to_dict(), mde=self.mde)
         spread = ", ".join(f"{c} ±{self.noise.seed_spread(c):.2f}" for c in objective.categories)
         self._event("noise", f"baseline seed-to-seed spread: {spread}")
-        message = (
+        self._event(
+            "power",
             f"smallest detectable {objective.target} effect at 80% power: {self.mde:.2f} "
-            f"(min_improvement {objective.min_improvement:.2f})"
+            f"(min_improvement {objective.min_improvement:.2f})",
         )
-        if self.mde > objective.min_improvement:
-            n = self.noise.n_prompts.get(objective.target, 0)
-            message += (
-                f" — WARNING: changes between {objective.min_improvement:.2f} and "
-                f"{self.mde:.2f} will mostly read as inconclusive; add {objective.target} "
-                f"prompts (now {n}), raise probe.eval_repeats "
-                f"(now {self.campaign.probe.eval_repeats}) or probe.baseline_seeds "
-                f"(now {self.campaign.probe.baseline_seeds}); `autoresearch power` has the table"
+        for warning in report.warnings:
+            self._event("warning", warning)
+        if report.fixes:
+            self._event(
+                "warning",
+                f"to detect {objective.min_improvement:.2f}: {'; or '.join(report.fixes)} "
+                "(`autoresearch power` has the table)",
             )
-        self._event("power", message)
 
     def _pending_confirmation(self) -> ProbeRow | None:
         probes = self.store.probes(self.id)

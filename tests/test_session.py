@@ -296,7 +296,9 @@ def test_replay_uses_the_stored_config(workspace: Path) -> None:
     # The campaign file changes after the session; a replay must not notice.
     path = workspace / "search_space.yaml"
     path.write_text(path.read_text().replace("learning_rate: 1.0e-3", "learning_rate: 1.0e-4"))
-    code, out = cli("replay", probe.id[:-2], workspace=workspace)  # a unique prefix works
+    code, out = cli("replay", "probe-", workspace=workspace)
+    assert code == 2 and "matches" in out and "give more of the id" in out
+    code, out = cli("replay", probe.id, workspace=workspace)
     assert code == 0, out
     assert "facts" in out and "+0.00" in out  # the fake trainer is deterministic per seed
     code, out = cli("replay", probe.id, "--seed", "7", workspace=workspace)

@@ -68,8 +68,12 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
                 "runtime_s": p.runtime_s,
                 "error": p.error,
                 "log_tail": p.log_tail or "",
+                "changes": dict(p.changes or {}),
+                "verdict": p.verdict,
             }
         )
+    # Findings read the probes in the order they ran; the table shows them by target delta.
+    findings = _findings(runs, campaign)
     runs.sort(key=lambda r: (r["target_delta"] is None, -(r["target_delta"] or 0.0)))
     kept = [r for r in runs if r["status"] == "keep"]
     candidates = [r for r in runs if r["status"] == "candidate"]
@@ -110,7 +114,6 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
             "best": best,
         }
 
-    findings = _findings(runs, campaign, noise)
 
     if kept:
         best = max(kept, key=lambda r: r["target_delta"] or 0.0)
@@ -174,9 +177,7 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
     }
 
 
-def _findings(
-    runs: list[dict[str, Any]], campaign: dict[str, Any], noise: Any
-) -> list[dict[str, Any]]:
+def _findings(runs: list[dict[str, Any]], campaign: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-knob sensitivities (agent/findings.py), as plain rows for the template."""
     from agent.findings import knob_findings_from_report_runs
 
