@@ -67,6 +67,10 @@ class TrlTrainerConfig(_Strict):
     """Where to train and evaluate."""
     extra: dict[str, Any] = Field(default_factory=dict)
     """Further TRL config fields passed through unchanged."""
+    logging_steps: int = Field(default=10, gt=0)
+    """Steps between two entries of the loss curve (train_history.jsonl)."""
+    threads: int | None = Field(default=None, gt=0)
+    """CPU threads for torch in the worker; default one per 10M parameters, up to all cores."""
 
 
 TrainerConfig = Annotated[CommandTrainerConfig | TrlTrainerConfig, Field(discriminator="kind")]

@@ -1,0 +1,376 @@
+"""The built-in TRL/PEFT trainer: LoRA SFT, DPO or ORPO on a local model, one child process
+per probe.
+
+`TrlTrainer` is a command trainer whose command is this project's own worker
+(`python -m probes.trainers.trl_worker --config {config}`), run through `run_probe_process`:
+a crash, a NaN loss or an out-of-memory in training is that probe's `crash`, never the loop's
+death. The worker reads what it needs from `spec.trainer` (`TrlTrainer.trainer_settings()`)
+and the recipe from `spec.params` (`parse_recipe` below lists the keys it understands).
+
+Importing this module never imports torch, transformers, peft or trl.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.util
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from probes.data import (
+    CURRICULA,
+    MIX_BY,
+    STRATEGIES,
+    CurriculumError,
+    DataSettings,
+    ManifestError,
+    MixtureError,
+    build_training_set,
+    load_manifest,
+)
+from probes.spec import ProbeResult, ProbeSpec
+from probes.trainers.base import Trainer
+from probes.trainers.command import run_probe_process
+from probes.trainers.config import TrlTrainerConfig
+
+if TYPE_CHECKING:
+    from agent.campaign import Campaign
+
+WORKER_MODULE = "probes.trainers.trl_worker"
+FAILURE_FILE = "failure.txt"
+"""The worker writes the reason of a failed run here; `run` reports it as the crash reason."""
+PASSTHROUGH_PREFIX = "trl_"
+WEIGHT_PREFIX = "weight_"
+
+# The recipe keys of the trl trainer: name -> (type, default, help).
+HYPERPARAMETERS: dict[str, tuple[str, Any, str]] = {
+    "learning_rate": ("float", 2e-4, "peak learning rate"),
+    "lr_scheduler_type": ("str", "linear", "a transformers scheduler: linear, cosine, constant…"),
+    "warmup_ratio": ("float", 0.0, "fraction of the steps spent warming up, in [0, 1)"),
+    "weight_decay": ("float", 0.0, "AdamW weight decay"),
+    "per_device_train_batch_size": ("int", 8, "examples per micro-batch"),
+    "gradient_accumulation_steps": ("int", 1, "micro-batches per optimizer step"),
+    "max_length": ("int", 256, "longest tokenized example (prompt + answer)"),
+    "beta": ("float", 0.1, "DPO/ORPO beta (ignored by sft)"),
+    "lora_r": ("int", 8, "LoRA rank"),
+    "lora_alpha": ("float", 16.0, "LoRA alpha"),
+    "lora_dropout": ("float", 0.0, "LoRA dropout"),
+    "lora_target_modules": ("modules", "all-linear", "a list of module names or 'all-linear'"),
+}
+DATA_KEYS: dict[str, tuple[str, Any, str]] = {
+    "mixture": ("str", "natural", f"one of {list(STRATEGIES)}"),
+    "mixture_by": ("str", "category", f"one of {list(MIX_BY)}"),
+    "mixture_floor": ("float", 0.05, "proportional: the smallest share of any class"),
+    "curriculum": ("str", "shuffle", f"one of {list(CURRICULA)}"),
+    "curriculum_source": ("str?", None, "source_first: the source trained first"),
+    "num_examples": ("int?", None, "examples in one pass of the mixture (default: all)"),
+}
+RECIPE_KEYS = {**HYPERPARAMETERS, **DATA_KEYS}
+
+
+class RecipeError(ValueError):
+    """A recipe the trl trainer cannot train; the message names the key."""
+
+
+@dataclass(frozen=True)
+class TrainingRecipe:
+    """`spec.params` read by the trl trainer."""
+
+    learning_rate: float = 2e-4
+    lr_scheduler_type: str = "linear"
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_length: int = 256
+    beta: float = 0.1
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_target_modules: str | list[str] = "all-linear"
+    data: DataSettings = field(default_factory=DataSettings)
+    passthrough: dict[str, Any] = field(default_factory=dict)
+    """`trl_<field>` keys, without the prefix: set on the TRL config as they are."""
+
+    @property
+    def examples_per_step(self) -> int:
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps
+
+
+def _coerce(key: str, kind: str, value: Any) -> Any:
+    if kind.endswith("?"):
+        if value is None:
+            return None
+        kind = kind[:-1]
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise RecipeError(f"recipe key {key!r} must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise RecipeError(f"recipe key {key!r} must be finite, got {value!r}")
+        return float(value)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise RecipeError(f"recipe key {key!r} must be a whole number, got {value!r}")
+        return int(value)
+    if kind == "str":
+        if not isinstance(value, str) or not value:
+            raise RecipeError(f"recipe key {key!r} must be a non-empty string, got {value!r}")
+        return value
+    # modules
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise RecipeError(
+        f"recipe key {key!r} must be 'all-linear' or a list of module names, got {value!r}"
+    )
+
+
+def parse_recipe(params: dict[str, Any], *, sources: list[str] | None = None) -> TrainingRecipe:
+    """Read and check a recipe. Unknown keys are errors (a typo must not silently do nothing),
+    except `trl_<field>` keys, passed to the TRL config, and `weight_<source>` keys, which must
+    name a manifest source when `sources` is given."""
+    values: dict[str, Any] = {}
+    weights: dict[str, float] = {}
+    passthrough: dict[str, Any] = {}
+    for key, value in params.items():
+        if key in RECIPE_KEYS:
+            values[key] = _coerce(key, RECIPE_KEYS[key][0], value)
+        elif key.startswith(WEIGHT_PREFIX) and len(key) > len(WEIGHT_PREFIX):
+            name = key[len(WEIGHT_PREFIX) :]
+            if sources is not None and name not in sources:
+                raise RecipeError(
+                    f"recipe key {key!r}: the data manifest has no source {name!r} "
+                    f"(sources: {sources})"
+                )
+            weight = _coerce(key, "float", value)
+            if weight < 0:
+                raise RecipeError(f"recipe key {key!r} must be >= 0, got {value!r}")
+            weights[name] = weight
+        elif key.startswith(PASSTHROUGH_PREFIX) and len(key) > len(PASSTHROUGH_PREFIX):
+            passthrough[key[len(PASSTHROUGH_PREFIX) :]] = value
+        else:
+            close = difflib.get_close_matches(key, list(RECIPE_KEYS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise RecipeError(
+                f"unknown recipe key {key!r}{hint}; the trl trainer understands "
+                f"{', '.join(RECIPE_KEYS)}, weight_<source> and trl_<TRL config field>"
+            )
+    for key in (
+        "learning_rate",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "max_length",
+        "lora_r",
+        "lora_alpha",
+    ):
+        if key in values and values[key] <= 0:
+            raise RecipeError(f"recipe key {key!r} must be > 0, got {values[key]!r}")
+    for key in ("weight_decay", "lora_dropout", "beta"):
+        if key in values and values[key] < 0:
+            raise RecipeError(f"recipe key {key!r} must be >= 0, got {values[key]!r}")
+    if not 0 <= values.get("warmup_ratio", 0.0) < 1:
+        raise RecipeError(
+            f"recipe key 'warmup_ratio' must be in [0, 1), got {values['warmup_ratio']!r}"
+        )
+    if values.get("lora_dropout", 0.0) >= 1:
+        raise RecipeError(
+            f"recipe key 'lora_dropout' must be below 1, got {values['lora_dropout']!r}"
+        )
+    choices = {"mixture": STRATEGIES, "mixture_by": MIX_BY, "curriculum": CURRICULA}
+    for key, allowed in choices.items():
+        if key in values and values[key] not in allowed:
+            raise RecipeError(
+                f"recipe key {key!r} must be one of {list(allowed)}, got {values[key]!r}"
+            )
+    if values.get("curriculum") == "source_first":
+        src = values.get("curriculum_source")
+        if src is None:
+            raise RecipeError("curriculum source_first needs the recipe key 'curriculum_source'")
+        if sources is not None and src not in sources:
+            raise RecipeError(
+                f"recipe key 'curriculum_source': the data manifest has no source {src!r} "
+                f"(sources: {sources})"
+            )
+    if values.get("num_examples") is not None and values["num_examples"] <= 0:
+        raise RecipeError(f"recipe key 'num_examples' must be > 0, got {values['num_examples']!r}")
+    data = DataSettings(
+        **{k: values.pop(k) for k in list(values) if k in DATA_KEYS},
+        weights=weights,
+    )
+    return TrainingRecipe(**values, data=data, passthrough=passthrough)
+
+
+def objective_kind(objective: str) -> str:
+    """The source kind an objective trains on."""
+    return "sft" if objective == "sft" else "preference"
+
+
+def _project_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+class TrlTrainer(Trainer):
+    """LoRA SFT/DPO/ORPO through TRL, one child process per probe (see module docstring).
+
+    Call order: `preflight()` → `prepare()` (builds the demo model on first use) →
+    `trainer_settings()` (for `ProbeSpec.trainer`) → `run(spec)` per probe. `run` fills in
+    `spec.trainer` from `trainer_settings()` for any key the spec does not set, so a spec built
+    without them still runs.
+    """
+
+    def __init__(self, config: TrlTrainerConfig, campaign: Campaign):
+        self.config = config
+        self.campaign = campaign
+        self._model_path: Path | None = None
+
+    @property
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", WORKER_MODULE, "--config", "{config}"]
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.campaign.resolve(self.config.data)
+
+    def prepare(self) -> None:
+        """One-time work before the first probe: build (or find) the demo base model."""
+        if self._model_path is not None:
+            return
+        if self.config.model == "demo":
+            from probes.demo.base_model import ensure_base_model
+
+            self._model_path = Path(ensure_base_model()).resolve()
+        else:
+            self._model_path = self.campaign.resolve(self.config.model).resolve()
+
+    def model_path(self) -> Path:
+        self.prepare()
+        assert self._model_path is not None
+        return self._model_path
+
+    def trainer_settings(self) -> dict[str, Any]:
+        """What the worker needs besides the recipe: goes into `ProbeSpec.trainer`."""
+        campaign = self.campaign
+        cache_dir = campaign.workspace / "runs" / "eval-cache" if campaign.eval.cache else None
+        return {
+            "kind": "trl",
+            "model": str(self.model_path()),
+            "objective": self.config.objective,
+            "manifest": str(self.manifest_path.resolve()),
+            "eval": campaign.eval.model_dump(mode="json"),
+            "eval_cache_dir": None if cache_dir is None else str(cache_dir),
+            "critical_below": campaign.objective.critical_below,
+            "higher_is_better": campaign.objective.higher_is_better,
+            "checkpoint_every": campaign.probe.checkpoint_every,
+            "report_to": list(self.config.report_to),
+            "device": self.config.device,
+            "logging_steps": self.config.logging_steps,
+            "threads": self.config.threads,
+            "extra": dict(self.config.extra),
+        }
+
+    def preflight(self) -> list[str]:
+        """Problems that stop every probe: model folder, manifest, data kinds, recipe keys."""
+        problems: list[str] = []
+        if self.config.model == "demo":
+            if importlib.util.find_spec("probes.demo.base_model") is None:
+                problems.append("trainer.model: 'demo' needs probes.demo.base_model (missing)")
+        else:
+            path = self.campaign.resolve(self.config.model)
+            if not path.is_dir():
+                problems.append(f"trainer.model: {path} is not a folder (a local model is needed)")
+            elif not (path / "config.json").exists():
+                problems.append(f"trainer.model: {path} has no config.json (not a model folder)")
+        try:
+            manifest = load_manifest(self.manifest_path)
+        except ManifestError as exc:
+            return [*problems, f"trainer.data: {exc}"]
+        kind = objective_kind(self.config.objective)
+        if not any(s.kind == kind for s in manifest.sources):
+            problems.append(
+                f"trainer.objective {self.config.objective!r} trains on {kind} sources, but "
+                f"{self.manifest_path} has none (sources: "
+                f"{', '.join(f'{s.name} ({s.kind})' for s in manifest.sources)})"
+            )
+            return problems
+        try:
+            recipe = parse_recipe(dict(self.campaign.recipe), sources=manifest.names)
+            build_training_set(manifest, recipe.data, kind=kind, seed=self.campaign.probe.seed)
+        except (RecipeError, ManifestError, MixtureError, CurriculumError) as exc:
+            return [*problems, f"recipe: {exc}"]
+        # Every categorical value a lane may pick must be one the trainer can train.
+        for lane, knobs in self.campaign.lanes.items():
+            for name, knob in knobs.items():
+                for choice in knob.choices or []:
+                    try:
+                        r = parse_recipe(
+                            {**self.campaign.recipe, name: choice}, sources=manifest.names
+                        )
+                        build_training_set(manifest, r.data, kind=kind, seed=0)
+                    except (RecipeError, ManifestError, MixtureError, CurriculumError) as exc:
+                        problems.append(f"lanes.{lane}.{name}: choice {choice!r}: {exc}")
+        return problems
+
+    def run(self, spec: ProbeSpec) -> ProbeResult:
+        settings = {**self.trainer_settings(), **spec.trainer}
+        spec = dataclasses.replace(spec, trainer=settings)
+        root = str(_project_root())
+        pythonpath = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+        env = {
+            "PYTHONPATH": pythonpath,
+            "TOKENIZERS_PARALLELISM": "false",
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+        }
+        # The session folds trainer.timeout and the budget into spec.timeout_s.
+        timeout = spec.timeout_s if spec.timeout_s is not None else self.config.timeout
+        result = run_probe_process(self.argv, spec, timeout_s=timeout, env=env)
+        if result.ok:
+            return result
+        reason = read_failure(spec.out_dir)
+        if reason and result.error and not result.error.startswith("timed out"):
+            return dataclasses.replace(result, error=f"{reason} ({result.error})")
+        return result
+
+
+def read_failure(out_dir: Path) -> str | None:
+    """The worker's own reason for a failed run, if it wrote one."""
+    path = out_dir / FAILURE_FILE
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None
+
+
+def write_failure(out_dir: Path, reason: str) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / FAILURE_FILE).write_text(reason + "\n", encoding="utf-8")
+
+
+def read_dataset_record(out_dir: Path) -> dict[str, Any] | None:
+    """A probe's dataset.json (the resolved training set), if present."""
+    try:
+        data = json.loads((out_dir / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+__all__ = [
+    "FAILURE_FILE",
+    "RecipeError",
+    "TrainingRecipe",
+    "TrlTrainer",
+    "objective_kind",
+    "parse_recipe",
+    "read_dataset_record",
+]
