@@ -1,0 +1,2 @@
+"""The demo lab: a synthetic fine-tuning world (world.py) and its tiny base model
+(base_model.py). Importing this package imports neither torch nor transformers."""
