@@ -58,7 +58,8 @@ def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")],
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
 ) -> None:
-    """Write a new workspace: search_space.yaml, probe prompts, a brief and an example trainer."""
+    """Write a new workspace: search_space.yaml, a brief, an example command trainer and the
+    demo lab's data and eval prompts (data/) to start from."""
     source = Path(__file__).parent / "templates" / "workspace"
     directory.mkdir(parents=True, exist_ok=True)
     written = []
@@ -71,6 +72,12 @@ def init(
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
         written.append(target)
+    from probes.demo.world import write_world
+
+    data = directory / "data"
+    if data.exists() and any(data.iterdir()) and not force:
+        _fail(f"{data} exists; use --force to overwrite")
+    written += write_world(data)
     for t in written:
         console.print(f"  wrote {t}")
     console.print(

@@ -332,12 +332,27 @@ def test_status_show_power_and_report(workspace: Path) -> None:
 
 
 def test_init_writes_a_workspace_that_checks(tmp_path: Path) -> None:
+    import yaml
+
+    from agent.campaign import load_campaign
+
     target = tmp_path / "new"
     result = runner.invoke(app, ["init", str(target)])
     assert result.exit_code == 0, result.output
-    for name in ("search_space.yaml", "probe-prompts.jsonl", "program.md", "train_probe.py"):
+    for name in ("search_space.yaml", "data/probe-prompts.jsonl", "program.md", "train_probe.py",
+                 "data/manifest.yaml", "data/sft/facts.jsonl"):
         assert (target / name).exists(), name
     code, out = cli("check", workspace=target)
     assert code == 0, out
+    # The template is the demo lab's campaign with a command trainer: keep them in step.
+    campaign = load_campaign(target / "search_space.yaml")
+    root = yaml.safe_load((Path(__file__).parents[1] / "search_space.yaml").read_text())
+    assert campaign.trainer.kind == "command"
+    assert campaign.model_dump(mode="json", include={"objective", "probe", "recipe", "lanes"}) == (
+        load_campaign(Path(__file__).parents[1] / "search_space.yaml").model_dump(
+            mode="json", include={"objective", "probe", "recipe", "lanes"}
+        )
+    )
+    assert root["eval"]["prompts"] == "data/probe-prompts.jsonl"
     result = runner.invoke(app, ["init", str(target)])
     assert result.exit_code == 2 and "--force" in result.output

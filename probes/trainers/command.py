@@ -98,7 +98,7 @@ def run_probe_process(
     """Run one probe as a subprocess honouring the command contract and collect its result."""
     started = time.monotonic()
     config_path = write_config(spec)
-    values = {"config": str(config_path), "out_dir": str(spec.out_dir)}
+    values = {"config": str(config_path), "out_dir": str(spec.out_dir), "python": sys.executable}
     args = [a.format(**values) for a in argv]
     log_path = spec.out_dir / LOG_NAME
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
@@ -179,7 +179,7 @@ class CommandTrainer(Trainer):
         return (self.workspace / self.config.cwd) if self.config.cwd else self.workspace
 
     def preflight(self) -> list[str]:
-        exe = self.config.argv[0]
+        exe = self.config.argv[0].replace("{python}", sys.executable)
         if "/" in exe:
             path = Path(exe) if Path(exe).is_absolute() else self.cwd / exe
             if not path.exists():

@@ -23,7 +23,8 @@ class CommandTrainerConfig(_Strict):
 
     kind: Literal["command"] = "command"
     argv: list[str] = Field(min_length=1)
-    """The command; `{config}` and `{out_dir}` are replaced with absolute paths."""
+    """The command; `{config}` and `{out_dir}` are replaced with absolute paths, `{python}`
+    with the interpreter autoresearch runs in."""
     timeout: Seconds | None = None
     """Kill the run after this long (`90s`, `30m`, `2h`); overrides `probe.timeout`."""
     env: dict[str, str] = Field(default_factory=dict)
@@ -36,9 +37,10 @@ class CommandTrainerConfig(_Strict):
     def _placeholders_known(cls, argv: list[str]) -> list[str]:
         for arg in argv:
             for name in _placeholders(arg):
-                if name not in {"config", "out_dir"}:
+                if name not in {"config", "out_dir", "python"}:
                     raise ValueError(
-                        f"unknown placeholder {{{name}}} in argv; use {{config}} or {{out_dir}}"
+                        f"unknown placeholder {{{name}}} in argv; use {{config}}, {{out_dir}} "
+                        "or {python}"
                     )
         return argv
 
