@@ -12,7 +12,7 @@ from agent.stats import category_means
 from agent.store.store import Store, utcnow
 from agent.store.tables import ProbeRow
 from agent.verdict import NoiseModel, Verdict, build_noise_model, compare
-from probes.spec import ProbeKind, ProbeResult, ProbeSpec
+from probes.spec import ProbeKind, ProbeResult, ProbeSpec, scored
 from probes.trainers.base import Trainer
 
 
@@ -104,7 +104,7 @@ def replay(store: Store, ref: str, *, seed: int | None, trainer: Trainer) -> Rep
             if session is not None and session.noise
             else build_noise_model(baselines, campaign.objective)
         )
-        verdict = compare([list(result.scores)], baselines, campaign.objective, noise, seed=row.seq)
+        verdict = compare([scored(result.scores)], baselines, campaign.objective, noise, seed=row.seq)
         status = verdict.status.value
     elif result.ok:
         status = BASELINE_STATUS if original.kind == ProbeKind.BASELINE.value else "inconclusive"
@@ -116,6 +116,6 @@ def replay(store: Store, ref: str, *, seed: int | None, trainer: Trainer) -> Rep
         replay_id=row.id,
         result=result,
         original_means=category_means([store.scores(original.id)]),
-        replay_means=category_means([list(result.scores)]) if result.ok else {},
+        replay_means=category_means([scored(result.scores)]) if result.ok else {},
         verdict=verdict,
     )

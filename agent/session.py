@@ -44,6 +44,7 @@ from probes.spec import (
     PromptFileError,
     Score,
     load_prompts,
+    scored,
 )
 from probes.trainers.base import Trainer
 
@@ -443,7 +444,7 @@ class ResearchSession:
         elif kind is ProbeKind.BASELINE:
             status, verdict = BASELINE_STATUS, None
         else:
-            verdict = self._judge(row, list(result.scores))
+            verdict = self._judge(row, scored(result.scores))
             status = verdict.status.value
         payload = verdict.to_dict() if verdict else None
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -163,14 +164,23 @@ class Score:
     repeat: int = 0
     critical: bool = False
     components: dict[str, float] | None = None
+    error: str | None = None
+    """Set when the prompt could not be scored (e.g. `judge_error: …`); `score` is then NaN and
+    the prompt is left out of every comparison — never counted as a 0."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "prompt_id": self.prompt_id,
             "category": self.category,
-            "score": self.score,
+            "score": None if self.error else self.score,
             "repeat": self.repeat,
         }
+        if self.error:
+            out["error"] = self.error
         if self.critical:
             out["critical"] = True
         if self.components:
@@ -213,8 +223,15 @@ def parse_scores(path: Path, prompts: list[EvalPrompt]) -> list[Score]:
                 f"{where}: prompt {pid!r} has category {by_id[pid].category!r} "
                 f"in the eval prompts, not {category!r}"
             )
+        error = data.get("error")
+        if error is not None and (not isinstance(error, str) or not error):
+            raise ScoresFileError(f"{where}: error must be a non-empty string, got {error!r}")
         raw = data.get("score")
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        if error is not None:
+            if raw is not None:
+                raise ScoresFileError(f"{where}: a line with an error must have score null")
+            raw = math.nan
+        elif isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
             raise ScoresFileError(f"{where}: score must be a finite number, got {raw!r}")
         repeat = data.get("repeat", 0)
         if isinstance(repeat, bool) or not isinstance(repeat, int) or repeat < 0:
@@ -233,6 +250,7 @@ def parse_scores(path: Path, prompts: list[EvalPrompt]) -> list[Score]:
                 repeat=repeat,
                 critical=bool(data.get("critical", False)),
                 components=components,
+                error=error,
             )
         )
     missing = sorted(set(by_id) - {pid for pid, _ in seen})
@@ -240,6 +258,11 @@ def parse_scores(path: Path, prompts: list[EvalPrompt]) -> list[Score]:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
         raise ScoresFileError(f"{path}: {len(missing)} eval prompt(s) were not scored: {shown}")
     return scores
+
+
+def scored(scores: Iterable[Score]) -> list[Score]:
+    """The scores that can be compared: prompts that could not be scored are left out."""
+    return [s for s in scores if s.error is None]
 
 
 class ProbeStatus(str, Enum):

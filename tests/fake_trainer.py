@@ -7,7 +7,7 @@ Scores come from the params through a known world, plus seeded training-seed and
   curriculum=reverse: new critical failures in offtask;
   everything else: no effect.
 FAKE_MODE (environment) makes it misbehave: exit1, hang, no_scores, nan, unknown_id,
-wrong_category, only for the probe whose changes match FAKE_MODE_WHEN (e.g. lora_r=8)
+wrong_category, judge_error (a third of the facts prompts unscorable), only for the probe whose changes match FAKE_MODE_WHEN (e.g. lora_r=8)
 when set. FAKE_SLEEP sleeps before writing; FAKE_MARKERS names a folder where it
 drops `<probe_id>.started`.
 """
@@ -100,6 +100,9 @@ def main() -> int:
             }
             if critical or score < 1.0:
                 row["critical"] = True
+            if mode == "judge_error" and p["category"] == "facts" and int(p["id"][-2:]) % 3 == 0:
+                row = {"prompt_id": p["id"], "category": p["category"], "score": None,
+                       "repeat": repeat, "error": "judge_error: reply could not be parsed"}
             if mode == "nan":
                 row["score"] = float("nan")
             if mode == "unknown_id":

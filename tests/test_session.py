@@ -179,6 +179,25 @@ def test_a_crashing_probe_never_ends_the_session(
     assert "crash" in (workspace / "SESSION_REPORT.md").read_text()
 
 
+def test_unscorable_prompts_are_left_out_never_scored_zero(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_MODE", "judge_error")
+    monkeypatch.setenv("FAKE_MODE_WHEN", "learning_rate=0.002")
+    code, out = cli("start", "--budget", "8", workspace=workspace)
+    assert code == 0, out
+    store = assert_views_match(workspace)
+    probe = next(p for p in store.probes(store.latest_session().id)  # type: ignore[union-attr]
+                 if p.changes == {"learning_rate": 0.002} and p.kind == "probe")
+    errors = [s for s in store.scores(probe.id, include_errors=True) if s.error]
+    assert errors and all(s.error.startswith("judge_error") for s in errors)  # type: ignore[union-attr]
+    assert len(store.scores(probe.id)) == 24 - len(errors)
+    facts = next(c for c in probe.verdict["categories"] if c["category"] == "facts")  # type: ignore[index]
+    assert facts["n_prompts"] == 8 - len(errors) == 5
+    # The real +1.5 effect is still seen on the prompts that were scored.
+    assert probe.status == "candidate"
+
+
 def test_a_hanging_trainer_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ws = make_workspace(tmp_path / "ws", timeout="2s")
     monkeypatch.setenv("FAKE_MODE", "hang")

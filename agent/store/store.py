@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -193,9 +194,10 @@ class Store:
                         prompt_id=s.prompt_id,
                         category=s.category,
                         repeat=s.repeat,
-                        score=s.score,
+                        score=None if s.error else s.score,
                         critical=s.critical,
                         components=s.components,
+                        error=s.error,
                     )
                 )
             row.state = "finished"
@@ -242,19 +244,23 @@ class Store:
                 )
             )
 
-    def scores(self, probe_id: str) -> list[Score]:
+    def scores(self, probe_id: str, *, include_errors: bool = False) -> list[Score]:
+        """A probe's per-prompt scores; prompts that could not be scored (e.g. a judge error)
+        only with `include_errors`, since they take no part in any comparison."""
         with self._sessions() as db:
-            rows = db.scalars(
-                select(ScoreRow).where(ScoreRow.probe_id == probe_id).order_by(ScoreRow.id)
-            )
+            q = select(ScoreRow).where(ScoreRow.probe_id == probe_id)
+            if not include_errors:
+                q = q.where(ScoreRow.error.is_(None))
+            rows = db.scalars(q.order_by(ScoreRow.id))
             return [
                 Score(
                     prompt_id=r.prompt_id,
                     category=r.category,
-                    score=r.score,
+                    score=math.nan if r.score is None else r.score,
                     repeat=r.repeat,
                     critical=r.critical,
                     components=r.components,
+                    error=r.error,
                 )
                 for r in rows
             ]

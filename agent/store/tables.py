@@ -94,9 +94,10 @@ class ScoreRow(Base):
     prompt_id: Mapped[str] = mapped_column(String(256))
     category: Mapped[str] = mapped_column(String(128))
     repeat: Mapped[int] = mapped_column(Integer)
-    score: Mapped[float] = mapped_column(Float)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: not scorable
     critical: Mapped[bool] = mapped_column(Boolean, default=False)
     components: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # e.g. judge_error: …
 
 
 class DecisionRow(Base):
