@@ -164,6 +164,8 @@ class Score:
     repeat: int = 0
     critical: bool = False
     components: dict[str, float] | None = None
+    meta: dict[str, str] | None = None
+    """How the score was made, e.g. {"judge_model": …, "rubric_hash": …} for an LLM judge."""
     error: str | None = None
     """Set when the prompt could not be scored (e.g. `judge_error: …`); `score` is then NaN and
     the prompt is left out of every comparison — never counted as a 0."""
@@ -181,6 +183,8 @@ class Score:
         }
         if self.error:
             out["error"] = self.error
+        if self.meta:
+            out["meta"] = self.meta
         if self.critical:
             out["critical"] = True
         if self.components:
@@ -242,6 +246,11 @@ def parse_scores(path: Path, prompts: list[EvalPrompt]) -> list[Score]:
         components = data.get("components")
         if components is not None and not isinstance(components, dict):
             raise ScoresFileError(f"{where}: components must be an object")
+        meta = data.get("meta")
+        if meta is not None and not (
+            isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())
+        ):
+            raise ScoresFileError(f"{where}: meta must be an object of strings")
         scores.append(
             Score(
                 prompt_id=pid,
@@ -250,6 +259,7 @@ def parse_scores(path: Path, prompts: list[EvalPrompt]) -> list[Score]:
                 repeat=repeat,
                 critical=bool(data.get("critical", False)),
                 components=components,
+                meta=meta,
                 error=error,
             )
         )

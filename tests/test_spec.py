@@ -22,11 +22,13 @@ def _write(tmp_path: Path, *rows: dict) -> Path:
 def test_valid_lines_with_an_unscorable_prompt(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        {"prompt_id": "a-1", "category": "a", "score": 7.5, "repeat": 0, "critical": True},
+        {"prompt_id": "a-1", "category": "a", "score": 7.5, "repeat": 0, "critical": True,
+         "meta": {"rubric_hash": "abc"}},
         {"prompt_id": "a-2", "category": "a", "score": None, "error": "judge_error: no JSON"},
     )
     scores = parse_scores(path, PROMPTS)
     assert scores[0].score == 7.5 and scores[0].critical and scores[0].ok
+    assert scores[0].meta == {"rubric_hash": "abc"}
     assert math.isnan(scores[1].score) and scores[1].error == "judge_error: no JSON"
     assert [s.prompt_id for s in scored(scores)] == ["a-1"]
     assert scores[1].to_dict()["score"] is None

@@ -197,6 +197,7 @@ class Store:
                         score=None if s.error else s.score,
                         critical=s.critical,
                         components=s.components,
+                        meta=s.meta,
                         error=s.error,
                     )
                 )
@@ -260,6 +261,7 @@ class Store:
                     repeat=r.repeat,
                     critical=r.critical,
                     components=r.components,
+                    meta=r.meta,
                     error=r.error,
                 )
                 for r in rows

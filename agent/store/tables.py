@@ -97,6 +97,7 @@ class ScoreRow(Base):
     score: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: not scorable
     critical: Mapped[bool] = mapped_column(Boolean, default=False)
     components: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    meta: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # e.g. judge rubric hash
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # e.g. judge_error: …
 
 
