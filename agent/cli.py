@@ -486,15 +486,24 @@ def power(
         table.add_column(col, justify="right")
     for r in report.table:
         mark = "" if r.measured else " *"
-        table.add_row(str(r.repeats), str(r.prompts), str(r.seeds), f"{r.mde:.2f}{mark}",
-                      f"{r.mde_single_run:.2f}")
+        table.add_row(
+            str(r.repeats),
+            str(r.prompts),
+            str(r.seeds),
+            f"{r.mde:.2f}{mark}",
+            f"{r.mde_single_run:.2f}",
+        )
     console.print(table)
     if not all(r.measured for r in report.table):
-        console.print("* the baseline had one eval repeat, so the gain from more repeats is an "
-                      "upper bound (eval noise was not measured separately)")
+        console.print(
+            "* the baseline had one eval repeat, so the gain from more repeats is an "
+            "upper bound (eval noise was not measured separately)"
+        )
     for guard, tolerance in report.guard_tolerance_needed.items():
-        console.print(f"guard {guard}: a flat guard passes with 80% power at tolerance "
-                      f"{tolerance:.2f} or more")
+        console.print(
+            f"guard {guard}: a flat guard passes with 80% power at tolerance "
+            f"{tolerance:.2f} or more"
+        )
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
     for fix in report.fixes:

@@ -104,7 +104,9 @@ def replay(store: Store, ref: str, *, seed: int | None, trainer: Trainer) -> Rep
             if session is not None and session.noise
             else build_noise_model(baselines, campaign.objective)
         )
-        verdict = compare([scored(result.scores)], baselines, campaign.objective, noise, seed=row.seq)
+        verdict = compare(
+            [scored(result.scores)], baselines, campaign.objective, noise, seed=row.seq
+        )
         status = verdict.status.value
     elif result.ok:
         status = BASELINE_STATUS if original.kind == ProbeKind.BASELINE.value else "inconclusive"

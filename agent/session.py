@@ -740,7 +740,7 @@ class ResearchSession:
         if text:
             self.store.update_session(self.id, narrative=text)
         usage = self.policy.narrative_usage
-        if usage is not None and getattr(usage, "cost_usd", 0.0):
+        if usage is not None and float(getattr(usage, "cost_usd", 0.0)):
             self.store.add_decision(
                 DecisionRow(
                     session_id=self.id,

@@ -7,9 +7,9 @@ Scores come from the params through a known world, plus seeded training-seed and
   curriculum=reverse: new critical failures in offtask;
   everything else: no effect.
 FAKE_MODE (environment) makes it misbehave: exit1, hang, no_scores, nan, unknown_id,
-wrong_category, judge_error (a third of the facts prompts unscorable), only for the probe whose changes match FAKE_MODE_WHEN (e.g. lora_r=8)
-when set. FAKE_SLEEP sleeps before writing; FAKE_MARKERS names a folder where it
-drops `<probe_id>.started`.
+wrong_category, judge_error (a third of the facts prompts unscorable) — only for the
+probe whose changes match FAKE_MODE_WHEN (e.g. lora_r=8) when set. FAKE_SLEEP sleeps
+before writing; FAKE_MARKERS names a folder where it drops `<probe_id>.started`.
 """
 
 from __future__ import annotations

@@ -61,7 +61,7 @@ def test_demo_lab_session(tmp_path: Path) -> None:
     session = store.latest_session()
     assert session is not None and session.noise
     # The offline policy proposed knobs of the lanes, within their ranges.
-    probe = [p for p in store.probes(session.id) if p.kind == "probe"][0]
+    probe = next(p for p in store.probes(session.id) if p.kind == "probe")
     assert probe.lane in {"hyperparameters", "data_mixture", "curriculum"}
     assert "facts" in (workspace / "SESSION_REPORT.md").read_text()
     assert (workspace / "runs" / "optuna.db").exists()

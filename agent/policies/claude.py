@@ -111,8 +111,11 @@ def _tool_schemas(campaign: Campaign) -> list[dict[str, Any]]:
             "input_schema": {
                 "type": "object",
                 "properties": {
-                    "lane": {"type": "string", "enum": lanes,
-                             "description": "The lane whose knobs change."},
+                    "lane": {
+                        "type": "string",
+                        "enum": lanes,
+                        "description": "The lane whose knobs change.",
+                    },
                     "changes": {
                         "type": "array",
                         "description": "Knob values to set (usually one).",
@@ -127,12 +130,14 @@ def _tool_schemas(campaign: Campaign) -> list[dict[str, Any]]:
                             "additionalProperties": False,
                         },
                     },
-                    "hypothesis": {"type": "string",
-                                   "description": "One line: what should happen and why."},
+                    "hypothesis": {
+                        "type": "string",
+                        "description": "One line: what should happen and why.",
+                    },
                     "expected_effect": {
                         "type": "string",
                         "description": "Expected target and guard deltas, e.g. '+0.5 target, "
-                                       "guards flat'.",
+                        "guards flat'.",
                     },
                 },
                 "required": ["lane", "changes", "hypothesis", "expected_effect"],
@@ -197,8 +202,14 @@ def _assistant_content(reply: Any) -> list[dict[str, Any]]:
         if kind == "text" and block.text:
             out.append({"type": "text", "text": block.text})
         elif kind == "tool_use":
-            out.append({"type": "tool_use", "id": block.id, "name": block.name,
-                        "input": block.input if isinstance(block.input, dict) else {}})
+            out.append(
+                {
+                    "type": "tool_use",
+                    "id": block.id,
+                    "name": block.name,
+                    "input": block.input if isinstance(block.input, dict) else {},
+                }
+            )
         elif kind in ("thinking", "redacted_thinking"):
             # Thinking must be replayed unchanged (models with always-on thinking).
             out.append(block.model_dump(exclude_none=True))
@@ -276,9 +287,15 @@ class ClaudePolicy(Policy):
             {"type": "text", "text": space},
         ]
         if brief.strip():
-            blocks.append({"type": "text", "text": (
-                "## The practitioner's brief (context and hints; it cannot change the "
-                "objective, thresholds or budget above)\n" + brief.strip()[:20000])})
+            blocks.append(
+                {
+                    "type": "text",
+                    "text": (
+                        "## The practitioner's brief (context and hints; it cannot change the "
+                        "objective, thresholds or budget above)\n" + brief.strip()[:20000]
+                    ),
+                }
+            )
         # One cache breakpoint on the last stable block caches tools + system prompt.
         blocks[-1]["cache_control"] = {"type": "ephemeral"}
         return blocks
@@ -291,11 +308,14 @@ class ClaudePolicy(Policy):
 
     def turn_message(self, context: PolicyContext) -> str:
         """The per-turn user message: session state, the data block, the request."""
-        return "\n".join([
-            self.state_message(context),
-            "",
-            "Choose the next step: call exactly one of propose_probe, replay_probe or conclude.",
-        ])
+        return "\n".join(
+            [
+                self.state_message(context),
+                "",
+                "Choose the next step: call exactly one of propose_probe, replay_probe or "
+                "conclude.",
+            ]
+        )
 
     def state_message(self, context: PolicyContext) -> str:
         """Session state (authoritative) followed by the history in the data block."""
@@ -305,8 +325,10 @@ class ClaudePolicy(Policy):
             f"- Budget: {prompting.budget_text(context.budget)}.",
             prompting.noise_text(campaign, context.noise, context.mde),
             "- Lanes:",
-            *("  " + line for line in prompting.lane_status(campaign, context.history,
-                                                            self.plateau)),
+            *(
+                "  " + line
+                for line in prompting.lane_status(campaign, context.history, self.plateau)
+            ),
         ]
         hint = prompting.combination_hint(campaign, context.history, context.budget)
         if hint:
@@ -315,14 +337,17 @@ class ClaudePolicy(Policy):
         if self._refused:
             data.append("")
             data.append("Proposals the session refused:")
-            data += [f"- {prompting.sanitize(c, 160)}: {prompting.sanitize(r, 300)}"
-                     for c, r in self._refused[-10:]]
+            data += [
+                f"- {prompting.sanitize(c, 160)}: {prompting.sanitize(r, 300)}"
+                for c, r in self._refused[-10:]
+            ]
         return "\n".join([*state, "", prompting.data_block("\n".join(data))])
 
     # -- API ------------------------------------------------------------------------------------
 
-    def _call(self, messages: list[dict[str, Any]], *, tool_choice: dict[str, Any],
-              max_tokens: int) -> Any:
+    def _call(
+        self, messages: list[dict[str, Any]], *, tool_choice: dict[str, Any], max_tokens: int
+    ) -> Any:
         from probes.evaluation.judge import call_with_retries
 
         params: dict[str, Any] = {
@@ -358,8 +383,7 @@ class ClaudePolicy(Policy):
             except anthropic.BadRequestError as exc:
                 text = str(getattr(exc, "api_message", None) or exc).lower()
                 if self._force_tool and "tool_choice" in text:
-                    log.warning("claude policy: %s refused tool_choice any; using auto",
-                                self.model)
+                    log.warning("claude policy: %s refused tool_choice any; using auto", self.model)
                     self._force_tool = False
                     continue
                 raise
@@ -385,9 +409,7 @@ class ClaudePolicy(Policy):
         self._use_brief(context)
         if self.disabled_reason is not None:
             return self._fallback(context, f"Claude unavailable: {self.disabled_reason}", usage)
-        messages: list[dict[str, Any]] = [
-            {"role": "user", "content": self.turn_message(context)}
-        ]
+        messages: list[dict[str, Any]] = [{"role": "user", "content": self.turn_message(context)}]
         last_error = ""
         for _attempt in range(self.max_attempts):
             try:
@@ -401,8 +423,15 @@ class ClaudePolicy(Policy):
             messages.append({"role": "assistant", "content": _assistant_content(reply)})
             if not calls:
                 last_error = "no tool was called"
-                messages.append({"role": "user", "content": (
-                    "Answer with exactly one tool call: propose_probe, replay_probe or conclude.")})
+                messages.append(
+                    {
+                        "role": "user",
+                        "content": (
+                            "Answer with exactly one tool call: propose_probe, replay_probe "
+                            "or conclude."
+                        ),
+                    }
+                )
                 continue
             call = calls[0]
             proposal, error = self.parse_tool_call(call.name, call.input, rationale)
@@ -416,17 +445,25 @@ class ClaudePolicy(Policy):
                 return replace(proposal, usage=_to_usage(usage))
             last_error = error or "invalid tool call"
             log.info("claude policy: proposal refused in conversation: %s", last_error)
-            messages.append({"role": "user", "content": [
+            messages.append(
                 {
-                    "type": "tool_result",
-                    "tool_use_id": c.id,
-                    "is_error": True,
-                    "content": (f"Refused: {last_error}. Propose something else that respects "
-                                "the search space." if c is call
-                                else "Ignored: one tool call per turn."),
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": c.id,
+                            "is_error": True,
+                            "content": (
+                                f"Refused: {last_error}. Propose something else that respects "
+                                "the search space."
+                                if c is call
+                                else "Ignored: one tool call per turn."
+                            ),
+                        }
+                        for c in calls
+                    ],
                 }
-                for c in calls
-            ]})
+            )
         return self._fallback(
             context,
             f"{self.max_attempts} invalid proposal(s) in a row; last: {last_error}",
@@ -447,16 +484,21 @@ class ClaudePolicy(Policy):
             return None, "the tool arguments must be a JSON object"
         if name == "conclude":
             summary = args.get("summary")
-            return Proposal(action=Action.CONCLUDE,
-                            hypothesis=prompting.sanitize(summary or "concluded", 300),
-                            rationale=rationale), None
+            return Proposal(
+                action=Action.CONCLUDE,
+                hypothesis=prompting.sanitize(summary or "concluded", 300),
+                rationale=rationale,
+            ), None
         if name == "replay_probe":
             probe_id, reason = args.get("probe_id"), args.get("reason")
             if not isinstance(probe_id, str) or not probe_id:
                 return None, "replay_probe needs `probe_id` (a string)"
-            return Proposal(action=Action.REPLAY, replay_of=probe_id,
-                            hypothesis=prompting.sanitize(reason or f"replay {probe_id}", 300),
-                            rationale=rationale), None
+            return Proposal(
+                action=Action.REPLAY,
+                replay_of=probe_id,
+                hypothesis=prompting.sanitize(reason or f"replay {probe_id}", 300),
+                rationale=rationale,
+            ), None
         if name != "propose_probe":
             return None, f"unknown tool {name!r}; use propose_probe, replay_probe or conclude"
         lane = args.get("lane")
@@ -474,7 +516,8 @@ class ClaudePolicy(Policy):
             lane=lane,
             changes=coerce_changes(changes, self.campaign),
             hypothesis=prompting.sanitize(hypothesis, 300),
-            expected_effect=prompting.sanitize(expected, 300) if isinstance(expected, str)
+            expected_effect=prompting.sanitize(expected, 300)
+            if isinstance(expected, str)
             else None,
             rationale=rationale,
         ), None
@@ -505,7 +548,7 @@ class ClaudePolicy(Policy):
             if knob in changes:
                 return {}, f"knob {knob!r} appears more than once in `changes`"
             where = self.campaign.knob(knob)
-            if (where is not None and where[1].type != "categorical" and isinstance(value, str)):
+            if where is not None and where[1].type != "categorical" and isinstance(value, str):
                 try:
                     value = float(value)
                 except ValueError:
@@ -519,8 +562,9 @@ class ClaudePolicy(Policy):
         proposal = self.fallback.ask(context)
         note = f"Fallback from claude to {self.fallback.name}: {reason}"
         rationale = f"{proposal.rationale}\n{note}" if proposal.rationale else note
-        return replace(proposal, fallback_from=self.name, usage=_to_usage(usage),
-                       rationale=rationale)
+        return replace(
+            proposal, fallback_from=self.name, usage=_to_usage(usage), rationale=rationale
+        )
 
     def tell(self, record: ProbeRecord, context: PolicyContext) -> None:
         """Nothing to learn: each turn is rendered from the history. (The loop tells the
@@ -530,8 +574,11 @@ class ClaudePolicy(Policy):
         if proposal.fallback_from == self.name:
             self.fallback.reject(proposal, reason, context)
             return
-        what = (format_changes(proposal.changes) if proposal.action is Action.PROBE
-                else f"{proposal.action.value} {proposal.replay_of or ''}".strip())
+        what = (
+            format_changes(proposal.changes)
+            if proposal.action is Action.PROBE
+            else f"{proposal.action.value} {proposal.replay_of or ''}".strip()
+        )
         self._refused.append((what, reason))
 
     # -- readings and narrative ------------------------------------------------------------------
@@ -542,8 +589,11 @@ class ClaudePolicy(Policy):
         if self.disabled_reason is not None:
             return None, LLMUsage()
         try:
-            reply = self._call([{"role": "user", "content": prompt}],
-                               tool_choice={"type": "none"}, max_tokens=max_tokens)
+            reply = self._call(
+                [{"role": "user", "content": prompt}],
+                tool_choice={"type": "none"},
+                max_tokens=max_tokens,
+            )
         except anthropic.APIError as exc:
             self._api_failure(exc)
             return None, LLMUsage()
@@ -557,15 +607,17 @@ class ClaudePolicy(Policy):
         if record.kind == "baseline":
             return None
         detail = prompting.record_detail(record, self.campaign)
-        prompt = "\n".join([
-            self.state_message(context),
-            "",
-            prompting.data_block("The probe that just finished:\n" + detail),
-            "",
-            f"Write the one-line reading of probe {prompting.sanitize(record.probe_id, 60)}: "
-            "what the result means (against the noise) and what it suggests next. One "
-            "sentence, no preamble, no tool call.",
-        ])
+        prompt = "\n".join(
+            [
+                self.state_message(context),
+                "",
+                prompting.data_block("The probe that just finished:\n" + detail),
+                "",
+                f"Write the one-line reading of probe {prompting.sanitize(record.probe_id, 60)}: "
+                "what the result means (against the noise) and what it suggests next. One "
+                "sentence, no preamble, no tool call.",
+            ]
+        )
         text, usage = self._text_call(prompt, max_tokens=300)
         self._carry = self._carry + usage
         if not text:
@@ -575,14 +627,16 @@ class ClaudePolicy(Policy):
 
     def narrative(self, report_data: dict[str, Any]) -> str | None:
         """The report's narrative (findings, sensitivities, next steps) in Markdown, or None."""
-        prompt = "\n".join([
-            prompting.data_block("Session data (JSON):\n" + prompting.to_json(report_data)),
-            "",
-            "Write the narrative of the session report in Markdown, with three short sections "
-            "(### Findings, ### Sensitivities, ### Next steps). Use only numbers that appear "
-            "in the session data; say when a result is within the noise; mention turns that "
-            "fell back to the offline policy. At most 400 words. No tool call.",
-        ])
+        prompt = "\n".join(
+            [
+                prompting.data_block("Session data (JSON):\n" + prompting.to_json(report_data)),
+                "",
+                "Write the narrative of the session report in Markdown, with three short sections "
+                "(### Findings, ### Sensitivities, ### Next steps). Use only numbers that appear "
+                "in the session data; say when a result is within the noise; mention turns that "
+                "fell back to the offline policy. At most 400 words. No tool call.",
+            ]
+        )
         text, usage = self._text_call(prompt, max_tokens=self.narrative_max_tokens)
         self.narrative_usage = self.narrative_usage + usage
         return redact(text, self._secrets) if text else None

@@ -149,8 +149,9 @@ class OptunaPolicy(Policy):
     def _connect(self) -> sqlite3.Connection:
         # WAL lets optuna-dashboard read while the session writes; synchronous=NORMAL avoids
         # an fsync per trial update (the session database, not this file, is the record).
-        conn = sqlite3.connect(str(self.storage_path.resolve()), timeout=30.0,
-                               check_same_thread=False)
+        conn = sqlite3.connect(
+            str(self.storage_path.resolve()), timeout=30.0, check_same_thread=False
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
@@ -201,17 +202,18 @@ class OptunaPolicy(Policy):
             # Left RUNNING by a process that stopped: its probe never reported back here.
             study.tell(t.number, state=TrialState.FAIL)
         if stale:
-            log.info("optuna: marked %d stale running trial(s) of lane %s failed", len(stale),
-                     lane)
+            log.info("optuna: marked %d stale running trial(s) of lane %s failed", len(stale), lane)
         if not trials:
             study.set_user_attr("lane", lane)
             study.set_user_attr("session_id", self._session)
             study.set_user_attr("objective", "target delta vs same-step baseline (oriented)")
             for params in self.neighbourhood_params(lane):
-                study.enqueue_trial(params, user_attrs={"source": "neighbourhood"},
-                                    skip_if_exists=True)
+                study.enqueue_trial(
+                    params, user_attrs={"source": "neighbourhood"}, skip_if_exists=True
+                )
         self._told[lane] = {
-            str(t.user_attrs["probe_id"]) for t in study.get_trials(deepcopy=False)
+            str(t.user_attrs["probe_id"])
+            for t in study.get_trials(deepcopy=False)
             if "probe_id" in t.user_attrs
         }
         self._studies[lane] = study
@@ -285,8 +287,9 @@ class OptunaPolicy(Policy):
             if r.kind != "probe" or r.lane not in best:
                 continue
             value, _ = self.outcome(r)
-            improved = (value is not None and r.status != "guard_fail"
-                        and value > best[r.lane] + margin)
+            improved = (
+                value is not None and r.status != "guard_fail" and value > best[r.lane] + margin
+            )
             if improved and value is not None:
                 best[r.lane] = value
             if r.lane == lanes[current]:
@@ -375,8 +378,7 @@ class OptunaPolicy(Policy):
                         trial.set_constraint(name, value)
                     study.tell(trial, known)
                 continue
-            source = "neighbourhood" if trial.user_attrs.get("source") == "neighbourhood" \
-                else "tpe"
+            source = "neighbourhood" if trial.user_attrs.get("source") == "neighbourhood" else "tpe"
             trial.set_user_attr("changes", json.loads(json.dumps(changes, default=str)))
             trial.set_user_attr("session_id", self._session)
             self._pending[key] = (lane, trial)
@@ -385,8 +387,10 @@ class OptunaPolicy(Policy):
                 lane=lane,
                 changes=changes,
                 hypothesis=self._hypothesis(lane, changes, source),
-                rationale=(f"optuna study {study.study_name} trial #{trial.number} "
-                           f"({'baseline neighbourhood' if source == 'neighbourhood' else 'TPE'})"),
+                rationale=(
+                    f"optuna study {study.study_name} trial #{trial.number} "
+                    f"({'baseline neighbourhood' if source == 'neighbourhood' else 'TPE'})"
+                ),
             )
         return None
 
@@ -396,11 +400,15 @@ class OptunaPolicy(Policy):
             old = self.campaign.recipe[name]
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 verb = "raise" if value > old else "lower"
-                return (f"{verb} {name} from {old!r} to {value!r}: one step from the recipe "
-                        "probes the target's sensitivity to it")
+                return (
+                    f"{verb} {name} from {old!r} to {value!r}: one step from the recipe "
+                    "probes the target's sensitivity to it"
+                )
             return f"switch {name} from {old!r} to {value!r}: test the alternative"
-        return (f"TPE in lane {lane} suggests {format_changes(changes)} as likely to beat the "
-                "lane's best target delta while keeping the guards")
+        return (
+            f"TPE in lane {lane} suggests {format_changes(changes)} as likely to beat the "
+            "lane's best target delta while keeping the guards"
+        )
 
     def tell(self, record: ProbeRecord, context: PolicyContext) -> None:
         from optuna.trial import TrialState, create_trial
@@ -443,11 +451,15 @@ class OptunaPolicy(Policy):
             distributions=dists,
             value=value,
             state=TrialState.COMPLETE if value is not None else TrialState.FAIL,
-            user_attrs={"probe_id": record.probe_id, "status": record.status,
-                        "changes": json.loads(json.dumps(record.changes, default=str)),
-                        "source": "history"},
+            user_attrs={
+                "probe_id": record.probe_id,
+                "status": record.status,
+                "changes": json.loads(json.dumps(record.changes, default=str)),
+                "source": "history",
+            },
             system_attrs={f"constraints:{k}": v for k, v in constraints.items()}
-            if value is not None else {},
+            if value is not None
+            else {},
         )
         study.add_trial(frozen)
         told.add(record.probe_id)

@@ -86,11 +86,15 @@ def objective_text(campaign: Campaign) -> str:
     else:
         lines.append("- No guard categories.")
     if o.critical_below is not None:
-        lines.append(f"- A per-prompt score {'below' if o.higher_is_better else 'above'} "
-                     f"{o.critical_below:g} is a critical failure; new critical failures fail a "
-                     "probe.")
-    lines.append(f"- Every probe trains {campaign.probe.steps} steps and is compared with a "
-                 "baseline trained for the same steps, never with production numbers.")
+        lines.append(
+            f"- A per-prompt score {'below' if o.higher_is_better else 'above'} "
+            f"{o.critical_below:g} is a critical failure; new critical failures fail a "
+            "probe."
+        )
+    lines.append(
+        f"- Every probe trains {campaign.probe.steps} steps and is compared with a "
+        "baseline trained for the same steps, never with production numbers."
+    )
     return "\n".join(lines)
 
 
@@ -120,13 +124,15 @@ def search_space_text(campaign: Campaign) -> str:
 def budget_text(budget: Budget) -> str:
     parts = []
     if budget.runs_total is not None:
-        parts.append(f"{budget.runs_left} of {budget.runs_total} probe runs left "
-                     f"({budget.runs_used} used)")
+        parts.append(
+            f"{budget.runs_left} of {budget.runs_total} probe runs left ({budget.runs_used} used)"
+        )
     else:
         parts.append(f"{budget.runs_used} probe runs used (no run limit)")
     if budget.seconds_total is not None and budget.seconds_left is not None:
-        parts.append(f"{budget.seconds_left / 60:.0f} of {budget.seconds_total / 60:.0f} "
-                     "minutes left")
+        parts.append(
+            f"{budget.seconds_left / 60:.0f} of {budget.seconds_total / 60:.0f} minutes left"
+        )
     return "; ".join(parts)
 
 
@@ -135,13 +141,17 @@ def noise_text(campaign: Campaign, noise: NoiseModel | None, mde: float | None) 
     if noise is not None and noise.seed_sd:
         cats = campaign.objective.categories
         shown = ", ".join(f"{c} {noise.seed_spread(c):.2f}" for c in cats if c in noise.seed_sd)
-        lines.append(f"- Baseline seed-to-seed spread (sd of category means over "
-                     f"{noise.seeds} seeds): {shown or 'not measured'}.")
+        lines.append(
+            f"- Baseline seed-to-seed spread (sd of category means over "
+            f"{noise.seeds} seeds): {shown or 'not measured'}."
+        )
     else:
         lines.append("- Baseline noise: not measured yet.")
     if mde is not None:
-        lines.append(f"- Smallest target effect this prompt set can detect (MDE): {mde:.2f}. "
-                     "Effects smaller than this will read as inconclusive.")
+        lines.append(
+            f"- Smallest target effect this prompt set can detect (MDE): {mde:.2f}. "
+            "Effects smaller than this will read as inconclusive."
+        )
     return "\n".join(lines)
 
 
@@ -175,42 +185,57 @@ def history_table(history: Sequence[ProbeRecord], campaign: Campaign) -> str:
         if r.parent_id:
             change += f" (of {r.parent_id})"
         rows.append(
-            "| " + " | ".join([
-                sanitize(r.probe_id, 60), sanitize(r.kind, 20), sanitize(r.lane or "—", 40),
-                sanitize(change, 120), t, g, sanitize(r.status, 20),
-                sanitize(r.hypothesis, 160), sanitize(r.reading or "", 160),
-            ]) + " |"
+            "| "
+            + " | ".join(
+                [
+                    sanitize(r.probe_id, 60),
+                    sanitize(r.kind, 20),
+                    sanitize(r.lane or "—", 40),
+                    sanitize(change, 120),
+                    t,
+                    g,
+                    sanitize(r.status, 20),
+                    sanitize(r.hypothesis, 160),
+                    sanitize(r.reading or "", 160),
+                ]
+            )
+            + " |"
         )
     return "\n".join(rows)
 
 
 def record_detail(record: ProbeRecord, campaign: Campaign) -> str:
     """One probe in full: every category, the verdict's reason (for readings)."""
-    lines = [f"probe {sanitize(record.probe_id, 60)} ({sanitize(record.kind, 20)}), lane "
-             f"{sanitize(record.lane or '—', 40)}, change "
-             f"{sanitize(format_changes(record.changes), 200)}, seed {record.seed}",
-             f"hypothesis: {sanitize(record.hypothesis)}",
-             f"verdict: {sanitize(record.status, 20)}"]
+    lines = [
+        f"probe {sanitize(record.probe_id, 60)} ({sanitize(record.kind, 20)}), lane "
+        f"{sanitize(record.lane or '—', 40)}, change "
+        f"{sanitize(format_changes(record.changes), 200)}, seed {record.seed}",
+        f"hypothesis: {sanitize(record.hypothesis)}",
+        f"verdict: {sanitize(record.status, 20)}",
+    ]
     v = record.verdict
     if v is not None:
         lines.append(f"reason: {sanitize(v.reason, 400)}")
         for c in v.categories:
-            lines.append(f"- {sanitize(c.category, 60)} ({c.role}): baseline "
-                         f"{c.baseline_mean:.2f} → probe {c.probe_mean:.2f}, delta "
-                         f"{_span(c.delta, c.ci_low, c.ci_high)} over {c.n_prompts} prompts")
+            lines.append(
+                f"- {sanitize(c.category, 60)} ({c.role}): baseline "
+                f"{c.baseline_mean:.2f} → probe {c.probe_mean:.2f}, delta "
+                f"{_span(c.delta, c.ci_low, c.ci_high)} over {c.n_prompts} prompts"
+            )
     return "\n".join(lines)
 
 
-def lane_status(
-    campaign: Campaign, history: Sequence[ProbeRecord], plateau: int = 3
-) -> list[str]:
+def lane_status(campaign: Campaign, history: Sequence[ProbeRecord], plateau: int = 3) -> list[str]:
     """One line per lane: probes run, best target delta, wins, whether it has stalled."""
     lines = []
     probes = [r for r in history if r.kind == "probe"]
     for lane in campaign.lanes:
         mine = [r for r in probes if r.lane == lane]
-        scored = [(r.verdict.target_delta, i, r) for i, r in enumerate(mine)
-                  if r.verdict is not None and r.verdict.target_delta is not None]
+        scored = [
+            (r.verdict.target_delta, i, r)
+            for i, r in enumerate(mine)
+            if r.verdict is not None and r.verdict.target_delta is not None
+        ]
         best = max(scored)[2] if scored else None
         wins = [r.probe_id for r in mine if r.status in WIN_STATUSES]
         since = 0
@@ -220,8 +245,10 @@ def lane_status(
             since += 1
         parts = [f"{len(mine)} probe(s)"]
         if best is not None and best.verdict is not None:
-            parts.append(f"best {target_delta_text(best.verdict)} "
-                         f"({sanitize(format_changes(best.changes), 80)})")
+            parts.append(
+                f"best {target_delta_text(best.verdict)} "
+                f"({sanitize(format_changes(best.changes), 80)})"
+            )
         if wins:
             parts.append(f"wins {', '.join(sanitize(w, 60) for w in wins)}")
         if mine and since >= plateau:
@@ -239,8 +266,9 @@ def wins(history: Iterable[ProbeRecord]) -> list[ProbeRecord]:
     return [r for r in history if r.kind == "probe" and r.status in WIN_STATUSES]
 
 
-def combination_hint(campaign: Campaign, history: Sequence[ProbeRecord],
-                     budget: Budget) -> str | None:
+def combination_hint(
+    campaign: Campaign, history: Sequence[ProbeRecord], budget: Budget
+) -> str | None:
     """Near the end of the budget, the separately confirmed wins that could be combined."""
     if budget.runs_total is None or budget.runs_left is None:
         return None

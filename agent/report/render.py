@@ -114,7 +114,6 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
             "best": best,
         }
 
-
     if kept:
         best = max(kept, key=lambda r: r["target_delta"] or 0.0)
         conclusion = (

@@ -150,8 +150,10 @@ class FakeTransport(httpx2.BaseTransport):
         if not isinstance(reply, Reply):
             raise TypeError(f"FakeTransport: cannot send {reply!r}")
         if reply.path is not None and reply.path != recorded.path:
-            raise AssertionError(f"FakeTransport: expected a request for {reply.path}, "
-                                 f"got {recorded.method} {recorded.path}")
+            raise AssertionError(
+                f"FakeTransport: expected a request for {reply.path}, "
+                f"got {recorded.method} {recorded.path}"
+            )
         headers = {"request-id": f"req_fake_{next(_ids)}", **reply.headers}
         if reply.text is not None:
             headers.setdefault("content-type", "text/plain")
@@ -230,9 +232,7 @@ def error_reply(
     )
 
 
-def batch_reply(
-    batch_id: str, *, ended: bool, n: int = 1, path: str | None = None
-) -> Reply:
+def batch_reply(batch_id: str, *, ended: bool, n: int = 1, path: str | None = None) -> Reply:
     """A Message Batch object (in progress, or ended with a results URL)."""
     return Reply(
         path=path,

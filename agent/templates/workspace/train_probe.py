@@ -64,8 +64,11 @@ def main() -> int:
     parser.add_argument("--out", required=True, type=Path)
     args = parser.parse_args()
     config = json.loads(args.config.read_text(encoding="utf-8"))
-    print(f"{config['kind']} {config['probe_id']}: {config['changes'] or 'the recipe'}, "
-          f"{config['steps']} steps, seed {config['seed']}", flush=True)
+    print(
+        f"{config['kind']} {config['probe_id']}: {config['changes'] or 'the recipe'}, "
+        f"{config['steps']} steps, seed {config['seed']}",
+        flush=True,
+    )
     return train_and_evaluate(config, args.out)
 
 
