@@ -2,8 +2,10 @@
 
 The key hashes everything that can change a score: the adapter's files (content), the base
 model's identity, the prompt set (content), the scorers and generation settings, the number of
-repeats and the seed. Any changed setting is a different key, so a miss; a replay whose
-training reproduced the same adapter bytes is a legitimate hit. Critical flags are not part of
+repeats and the seed, and, with an LLM judge, its rubric hash and scoring settings (a changed
+rubric weight, model or instruction misses; retries, timeouts and batch mode do not count).
+Any changed setting is a different key, so a miss; a replay whose training reproduced the same
+adapter bytes is a legitimate hit. Critical flags are not part of
 the stored entry: they are recomputed from the scores with the caller's threshold.
 
 Entries are JSON files ``<cache_dir>/<key>.json``, written atomically.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -79,6 +82,9 @@ def cache_key(
         # CPU and GPU kernels can decode differently; keep their results apart.
         "device": device.split(":")[0],
     }
+    judge = eval_config.judge_config()
+    if judge is not None:  # absent without a judge: keys of judge-less evaluations are stable
+        payload["judge"] = judge.score_settings
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -99,17 +105,23 @@ class EvalCache:
             return None
         if data.get("version") != CACHE_VERSION:
             return None
-        scores = [
-            Score(
-                prompt_id=s["prompt_id"],
-                category=s["category"],
-                score=float(s["score"]),
-                repeat=int(s.get("repeat", 0)),
-                components=s.get("components"),
-            )
-            for s in data["scores"]
-        ]
-        return scores, {k: float(v) for k, v in data.get("metrics", {}).items()}
+        try:
+            scores = [
+                Score(
+                    prompt_id=s["prompt_id"],
+                    category=s["category"],
+                    # An unscorable prompt (judge_error) is stored with score null and its error.
+                    score=math.nan if s.get("error") else float(s["score"]),
+                    repeat=int(s.get("repeat", 0)),
+                    components=s.get("components"),
+                    meta=s.get("meta"),
+                    error=s.get("error"),
+                )
+                for s in data["scores"]
+            ]
+            return scores, {k: float(v) for k, v in data.get("metrics", {}).items()}
+        except (KeyError, TypeError, ValueError):
+            return None  # a damaged entry is a miss, recomputed and overwritten
 
     def put(
         self,

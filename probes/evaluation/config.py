@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+if TYPE_CHECKING:
+    from probes.evaluation.judge import JudgeConfig
 
 
 class _Strict(BaseModel):
@@ -50,6 +53,67 @@ class EvalConfig(_Strict):
     scorers: list[ScorerConfig] = Field(default_factory=list)
     """Deterministic scorers by category (built-in trainers only)."""
     judge: dict[str, Any] | None = None
-    """LLM judge settings (see probes/evaluation/judge.py); validated by the judge itself."""
+    """LLM judge settings (`JudgeConfig` in probes/evaluation/judge.py, validated here): the
+    judge scores `judge.categories` (default: every category no scorer names) instead of the
+    deterministic scorers (built-in trainers only)."""
     cache: bool = True
     """Reuse evaluations of an identical adapter, prompt set and settings."""
+
+    @field_validator("judge")
+    @classmethod
+    def _valid_judge(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        from probes.evaluation.judge import JudgeConfig
+
+        try:
+            JudgeConfig.model_validate(value)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                where = ".".join(str(part) for part in err["loc"])
+                problems.append(f"{where}: {err['msg']}" if where else err["msg"])
+            raise ValueError("; ".join(problems)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _judge_and_scorers_agree(self) -> EvalConfig:
+        judge = self.judge_config()
+        if judge is None:
+            return self
+        if judge.categories is None:
+            general = [s.name for s in self.scorers if not s.categories]
+            if general:
+                raise ValueError(
+                    f"eval.judge has no 'categories' and scorer {general[0]!r} has none either: "
+                    "say which categories the judge scores (eval.judge.categories) or which "
+                    "the scorer scores"
+                )
+            return self
+        if not judge.categories:
+            raise ValueError("eval.judge.categories is empty: list the categories it scores")
+        for scorer in self.scorers:
+            both = sorted(set(scorer.categories or ()) & set(judge.categories))
+            if both:
+                raise ValueError(
+                    f"category {both[0]!r} is scored both by eval.judge and by scorer "
+                    f"{scorer.name!r}: a category has one kind of scoring"
+                )
+        return self
+
+    def judge_config(self) -> JudgeConfig | None:
+        """The validated judge settings, or None when no judge is configured."""
+        if self.judge is None:
+            return None
+        from probes.evaluation.judge import JudgeConfig
+
+        return JudgeConfig.model_validate(self.judge)
+
+    def judged(self, category: str) -> bool:
+        """Whether the LLM judge (rather than a deterministic scorer) scores `category`."""
+        judge = self.judge_config()
+        if judge is None:
+            return False
+        if judge.categories is not None:
+            return category in judge.categories
+        return not any(s.categories and category in s.categories for s in self.scorers)

@@ -568,7 +568,9 @@ class JudgeConfig(_Strict):
     batch_timeout: float = Field(default=86400.0, gt=0)
     """Give up on a batch after this many seconds (its answers are then judged one by one)."""
     categories: list[str] | None = None
-    """Categories the judge scores; default every category without another scorer."""
+    """Categories the judge scores (their deterministic scorers are not used). Default: every
+    category that no entry of `eval.scorers` names in its `categories` (then no scorer may be
+    category-less: it would have nothing to score)."""
     prices: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Price overrides, model-id prefix -> {input, output, cache_write, cache_read} USD/MTok."""
 
@@ -598,6 +600,19 @@ class JudgeConfig(_Strict):
     def weights(self) -> dict[str, float]:
         total = sum(c.weight for c in self.rubric)
         return {c.name: c.weight / total for c in self.rubric}
+
+    @property
+    def score_settings(self) -> dict[str, Any]:
+        """The settings that can change a judged score (the evaluation cache keys on them);
+        transport settings (retries, timeouts, batch mode, prices) are left out."""
+        return {
+            "rubric_hash": self.rubric_hash,
+            **self.model_dump(
+                mode="json",
+                include={"model", "rubric", "instructions", "score_min", "score_max",
+                         "max_tokens", "structured_output", "max_attempts", "categories"},
+            ),
+        }
 
     @property
     def rubric_hash(self) -> str:
@@ -643,6 +658,9 @@ class JudgeResult:
     repaired: bool = False
     """The accepted reply needed JSON repair."""
     error: str | None = None
+    api_failure: bool = False
+    """The judge_error came from the API (outage, rate limit, auth), not from the replies: it
+    says nothing about the answer, and an evaluation holding one is not cached."""
 
     @property
     def ok(self) -> bool:
@@ -922,6 +940,7 @@ class LLMJudge:
         cfg = self.config
         extra: list[dict[str, Any]] = []
         last_error = "no reply"
+        api_failure = False
         pending_text = first_text
         while attempts < cfg.max_attempts or pending_text is not None:
             if pending_text is None:
@@ -935,6 +954,7 @@ class LLMJudge:
                         self._structured = False
                         continue
                     last_error = describe_api_error(exc, self._secrets())
+                    api_failure = True
                     attempts += 1
                     if is_retryable(exc):
                         continue
@@ -949,6 +969,7 @@ class LLMJudge:
             try:
                 components, overall, rationale, repaired = self._interpret(text)
             except _InvalidReply as exc:
+                api_failure = False
                 last_error = f"unusable judge reply: {exc}" + (
                     " (the reply hit max_tokens)" if truncated else "")
                 log.info("judge reply for %s unusable (%s)", prompt.id, exc)
@@ -972,7 +993,7 @@ class LLMJudge:
                 repaired=repaired,
             )
         return self._result(prompt, status=JudgeStatus.JUDGE_ERROR, score=None, usage=usage,
-                            attempts=attempts, error=last_error)
+                            attempts=attempts, error=last_error, api_failure=api_failure)
 
     def score_many(
         self, items: Sequence[tuple[EvalPrompt, str]], *, batch: bool | None = None
