@@ -137,6 +137,19 @@ def preflight(
             )
     if trainer is not None:
         report.problems.extend(trainer.preflight())
+    judge = campaign.eval.judge_config() if campaign.trainer.kind == "trl" else None
+    if judge is not None:
+        if not os.environ.get("ANTHROPIC_API_KEY"):
+            report.problems.append(
+                "eval.judge: the LLM judge needs ANTHROPIC_API_KEY in the environment "
+                "(without it every probe's evaluation would fail)"
+            )
+        timeout = getattr(campaign.trainer, "timeout", None) or campaign.probe.timeout
+        if judge.batch and timeout is not None and timeout < 3600:
+            report.warnings.append(
+                f"eval.judge.batch: a Message Batch can take up to hours; the probe timeout "
+                f"({format_duration(timeout)}) may stop probes while they wait for it"
+            )
     if budget is not None and budget.runs is not None:
         need_runs = campaign.probe.baseline_seeds + 1
         if budget.runs < need_runs:

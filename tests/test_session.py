@@ -375,3 +375,28 @@ def test_init_writes_a_workspace_that_checks(tmp_path: Path) -> None:
     assert root["eval"]["prompts"] == "data/probe-prompts.jsonl"
     result = runner.invoke(app, ["init", str(target)])
     assert result.exit_code == 2 and "--force" in result.output
+
+
+def test_judge_without_api_key_fails_preflight(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    import yaml
+
+    root = Path(__file__).parents[1]
+    ws = tmp_path / "lab"
+    ws.mkdir()
+    shutil.copytree(root / "data", ws / "data")
+    campaign = yaml.safe_load((root / "search_space.yaml").read_text())
+    campaign["eval"]["judge"] = {"categories": ["voice"], "batch": True}
+    (ws / "search_space.yaml").write_text(yaml.safe_dump(campaign))
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    code, out = cli("check", workspace=ws)
+    assert code == 2
+    assert "eval.judge: the LLM judge needs ANTHROPIC_API_KEY" in out
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-test-not-a-real-key")
+    code, out = cli("check", workspace=ws)
+    assert code == 0, out
+    assert "Message Batch can take up to hours" in out
+    assert "sk-test-not-a-real-key" not in out

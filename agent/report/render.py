@@ -94,6 +94,7 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
     ]
     decisions = store.decisions(session_id)
     cost = sum(d.cost_usd for d in decisions)
+    judge_cost = sum((p.metrics or {}).get("judge_cost_usd", 0.0) for p in probes)
     tokens_in = sum(d.input_tokens for d in decisions)
     tokens_out = sum(d.output_tokens for d in decisions)
     fallbacks = [d for d in decisions if "fallback" in d.policy]
@@ -166,6 +167,7 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         "findings": findings,
         "conclusion": conclusion,
         "cost_usd": cost,
+        "judge_cost_usd": judge_cost,
         "tokens": {"input": tokens_in, "output": tokens_out},
         "fallbacks": len(fallbacks),
         "rejected": [
