@@ -319,11 +319,12 @@ class ResearchSession:
             seconds_used=row.seconds_used + (time.monotonic() - self._tick_at),
         )
 
-    def _launch_timeout(self) -> float | bool | None:
-        """The timeout for the next training, or False when the budget cannot afford one."""
+    def _launch_timeout(self, *, charged: bool = False) -> float | bool | None:
+        """The timeout for the next training, or False when the budget cannot afford one.
+        `charged`: the training was already counted (an interrupted run being re-run)."""
         view = self.budget_view()
         timeout = self._configured_timeout()
-        if view.runs_left is not None and view.runs_left <= 0:
+        if not charged and view.runs_left is not None and view.runs_left <= 0:
             return False
         if view.seconds_left is not None:
             left = view.seconds_left
@@ -395,7 +396,7 @@ class ResearchSession:
 
     def _run(self, row: ProbeRow) -> ProbeResult | None:
         """Launch `row` (pending or interrupted) and record its result. None: no budget."""
-        timeout = self._launch_timeout()
+        timeout = self._launch_timeout(charged=row.counted)
         if timeout is False:
             return None
         previous = Path(row.run_dir) if row.run_dir else None

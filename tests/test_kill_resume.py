@@ -38,9 +38,9 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-unty
 
 
 # (trainings started before the kill, extra delay): during the first baseline, during the
-# second baseline, mid-probe, and at random moments that land between probes or while the
-# loop writes its records.
-KILL_POINTS = [(1, 0.1), (2, 0.15), (4, 0.1), (5, -1.0), (7, -1.0)]
+# second baseline, mid-probe, during the budget's last training, and at random moments that
+# land between probes or while the loop writes its records.
+KILL_POINTS = [(1, 0.1), (2, 0.15), (4, 0.1), (5, -1.0), (7, -1.0), (8, 0.1)]
 
 
 @pytest.mark.parametrize(("started", "delay"), KILL_POINTS)
