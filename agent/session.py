@@ -623,6 +623,11 @@ class ResearchSession:
                     target = self.store.get_probe(proposal.replay_of or "")
                     if target is None or target.kind != ProbeKind.PROBE.value:
                         reason = "only a probe (not a baseline, replay or confirmation) is replayed"
+                    elif any(
+                        r.kind == ProbeKind.REPLAY.value and r.parent_id == target.id
+                        for r in context.history
+                    ):
+                        reason = f"{target.id} was already replayed once"
                 if reason is None:
                     return proposal
                 self._decision(proposal, source, accepted=False, reason=reason)

@@ -187,8 +187,11 @@ def test_unscorable_prompts_are_left_out_never_scored_zero(
     code, out = cli("start", "--budget", "8", workspace=workspace)
     assert code == 0, out
     store = assert_views_match(workspace)
-    probe = next(p for p in store.probes(store.latest_session().id)  # type: ignore[union-attr]
-                 if p.changes == {"learning_rate": 0.002} and p.kind == "probe")
+    probe = next(
+        p
+        for p in store.probes(store.latest_session().id)  # type: ignore[union-attr]
+        if p.changes == {"learning_rate": 0.002} and p.kind == "probe"
+    )
     errors = [s for s in store.scores(probe.id, include_errors=True) if s.error]
     assert errors and all(s.error.startswith("judge_error") for s in errors)  # type: ignore[union-attr]
     assert len(store.scores(probe.id)) == 24 - len(errors)
@@ -358,8 +361,14 @@ def test_init_writes_a_workspace_that_checks(tmp_path: Path) -> None:
     target = tmp_path / "new"
     result = runner.invoke(app, ["init", str(target)])
     assert result.exit_code == 0, result.output
-    for name in ("search_space.yaml", "data/probe-prompts.jsonl", "program.md", "train_probe.py",
-                 "data/manifest.yaml", "data/sft/facts.jsonl"):
+    for name in (
+        "search_space.yaml",
+        "data/probe-prompts.jsonl",
+        "program.md",
+        "train_probe.py",
+        "data/manifest.yaml",
+        "data/sft/facts.jsonl",
+    ):
         assert (target / name).exists(), name
     code, out = cli("check", workspace=target)
     assert code == 0, out
@@ -400,3 +409,92 @@ def test_judge_without_api_key_fails_preflight(
     assert code == 0, out
     assert "Message Batch can take up to hours" in out
     assert "sk-test-not-a-real-key" not in out
+
+
+class ScriptedPolicy:
+    """A policy that answers from a script (a list of callables context -> Proposal)."""
+
+    name = "scripted"
+    narrative_usage = None
+
+    def __init__(self, script):  # type: ignore[no-untyped-def]
+        self.script = list(script)
+        self.told: list[str] = []
+        self.rejected: list[str] = []
+
+    def ask(self, context):  # type: ignore[no-untyped-def]
+        from agent.policies.base import Action, Proposal
+
+        if not self.script:
+            return Proposal(action=Action.CONCLUDE, hypothesis="script done")
+        return self.script.pop(0)(context)
+
+    def tell(self, record, context) -> None:  # type: ignore[no-untyped-def]
+        self.told.append(record.probe_id)
+
+    def reject(self, proposal, reason, context) -> None:  # type: ignore[no-untyped-def]
+        self.rejected.append(reason)
+
+    def read(self, record, context):  # type: ignore[no-untyped-def]
+        return f"read {record.probe_id}"
+
+    def narrative(self, data):  # type: ignore[no-untyped-def]
+        return None
+
+
+def test_policy_proposals_are_validated_and_replays_confirmed(workspace: Path) -> None:
+    from agent.policies.base import Action, Proposal
+    from agent.policies.sweep import SweepPolicy
+    from agent.runtime import open_session
+    from agent.session import BudgetSpec
+
+    def probe(**changes):  # type: ignore[no-untyped-def]
+        return lambda ctx: Proposal(
+            Action.PROBE, lane="hyperparameters", changes=changes, hypothesis=f"try {changes}"
+        )
+
+    def replay_last_probe(ctx):  # type: ignore[no-untyped-def]
+        last = [r for r in ctx.history if r.kind == "probe"][-1]
+        return Proposal(Action.REPLAY, replay_of=last.probe_id, hypothesis="replay it")
+
+    def replay_baseline(ctx):  # type: ignore[no-untyped-def]
+        store = Store(workspace)
+        base = store.probes(ctx.session_id)[0]
+        return Proposal(Action.REPLAY, replay_of=base.id, hypothesis="replay the baseline")
+
+    script = [
+        probe(lora_r=8),  # no true effect
+        probe(learning_rate=0.5),  # out of range -> refused
+        replay_last_probe,  # replay the lora_r=8 probe
+        replay_last_probe,  # the same probe again -> refused
+        replay_baseline,  # refused: not a probe
+        probe(learning_rate=0.002),  # the real effect -> candidate -> confirm -> keep
+    ]
+    policy = ScriptedPolicy(script)
+    from agent.campaign import load_campaign
+
+    campaign_policy = (policy, SweepPolicy(load_campaign(workspace / "search_space.yaml")))
+    with WorkspaceLock(workspace / "runs"):
+        session = open_session(
+            workspace, budget=BudgetSpec(runs=10), resume=False, policies=campaign_policy
+        )  # type: ignore[arg-type]
+        session.run()
+    store = Store(workspace)
+    probes = store.probes(session.id)
+    kinds = [(p.kind, p.changes) for p in probes if p.kind != "baseline"]
+    assert kinds[:2] == [("probe", {"lora_r": 8}), ("replay", {"lora_r": 8})]
+    replay = next(p for p in probes if p.kind == "replay")
+    original = next(p for p in probes if p.kind == "probe" and p.changes == {"lora_r": 8})
+    used = {p.seed for p in probes if p.kind == "baseline"} | {original.seed}
+    assert replay.parent_id == original.id and replay.seed not in used  # a fresh seed
+    assert replay.verdict["runs"] == 2  # type: ignore[index]  # pooled with the original
+    assert any("outside the knob's range" in r for r in policy.rejected)
+    assert any("already replayed once" in r for r in policy.rejected)
+    assert any("is not a probe of this session" in r for r in policy.rejected)
+    keep = [p for p in probes if p.status == "keep"]
+    assert [p.kind for p in keep] == ["confirm"]
+    # Readings were stored, and every finished non-baseline probe was told once, in order.
+    assert all(p.reading == f"read {p.id}" for p in probes if p.kind != "baseline")
+    assert policy.told == [p.id for p in probes if p.kind != "baseline"]
+    refused = [d for d in store.decisions(session.id) if not d.accepted]
+    assert len(refused) == 3
