@@ -25,6 +25,7 @@ from pydantic import (
 from probes.durations import parse_duration
 from probes.evaluation.config import EvalConfig
 from probes.trainers.config import TrainerConfig
+from probes.yaml_lines import line_index, nearest_line
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -272,30 +273,6 @@ class CampaignError(ValueError):
         super().__init__("\n".join(lines))
 
 
-def _line_index(node: yaml.Node, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Map every key path in a YAML document to its 1-based line."""
-    index: dict[tuple[Any, ...], int] = {prefix: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = (*prefix, key_node.value)
-            index.update(_line_index(value_node, path))
-            index[path] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            index.update(_line_index(item, (*prefix, i)))
-    return index
-
-
-def _nearest_line(index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    # Pydantic may add union/tag entries to `loc` (e.g. 'command', 'float'); walk back until known.
-    candidate = tuple(str(p) if not isinstance(p, int) else p for p in loc)
-    while candidate:
-        if candidate in index:
-            return index[candidate]
-        candidate = candidate[:-1]
-    return index.get(())
-
-
 def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     """Drop pydantic's discriminator/union tags that do not exist in the YAML."""
     out: list[Any] = []
@@ -344,7 +321,7 @@ def parse_campaign(text: str, path: Path) -> Campaign:
         raise CampaignError(path, [(line, "", f"not valid YAML: {problem}")]) from None
     if not isinstance(data, dict):
         raise CampaignError(path, [(1, "", "expected a mapping with objective, probe, recipe, …")])
-    index = _line_index(node) if node is not None else {}
+    index = line_index(node)
     try:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
@@ -354,13 +331,13 @@ def parse_campaign(text: str, path: Path) -> Campaign:
             if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 loc = (*loc, "kind")  # the discriminator key of trainer sections
             key = ".".join(str(p) for p in loc)
-            problems.append((_nearest_line(index, loc), key, _describe_error(dict(err))))
+            problems.append((nearest_line(index, loc), key, _describe_error(dict(err))))
         raise CampaignError(path, problems) from None
     cross = campaign.consistency_problems()
     if cross:
         raise CampaignError(
             path,
-            [(_nearest_line(index, loc), ".".join(map(str, loc)), msg) for loc, msg in cross],
+            [(nearest_line(index, loc), ".".join(map(str, loc)), msg) for loc, msg in cross],
         )
     return campaign.model_copy(update={"path": path.resolve()})
 

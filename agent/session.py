@@ -511,27 +511,29 @@ class ResearchSession:
             if self._run(row) is None:
                 return
 
+    def _add_baseline(self, seed: int, hypothesis: str) -> None:
+        self.store.add_probe(
+            ProbeRow(
+                id=self._new_probe_id(f"baseline-s{seed}"),
+                session_id=self.id,
+                seq=0,
+                kind=ProbeKind.BASELINE.value,
+                lane=None,
+                changes={},
+                steps=self.campaign.probe.steps,
+                seed=seed,
+                hypothesis=hypothesis,
+                state="pending",
+            )
+        )
+
     def _baseline(self) -> bool:
         """Train the recipe with `baseline_seeds` seeds; False when it could not be measured."""
         need = self.campaign.probe.baseline_seeds
         probes = [p for p in self.store.probes(self.id) if p.kind == ProbeKind.BASELINE.value]
         if not probes:
             for i in range(need):
-                seed = self.campaign.probe.seed + i
-                self.store.add_probe(
-                    ProbeRow(
-                        id=self._new_probe_id(f"baseline-s{seed}"),
-                        session_id=self.id,
-                        seq=0,
-                        kind=ProbeKind.BASELINE.value,
-                        lane=None,
-                        changes={},
-                        steps=self.campaign.probe.steps,
-                        seed=seed,
-                        hypothesis="the recipe, same steps",
-                        state="pending",
-                    )
-                )
+                self._add_baseline(self.campaign.probe.seed + i, "the recipe, same steps")
         while True:
             probes = [p for p in self.store.probes(self.id) if p.kind == ProbeKind.BASELINE.value]
             ok = [p for p in probes if p.status == BASELINE_STATUS]
@@ -551,20 +553,7 @@ class ResearchSession:
                 return False
             seed = self._fresh_seed()
             self._event("baseline", f"a baseline run crashed; adding seed {seed}")
-            self.store.add_probe(
-                ProbeRow(
-                    id=self._new_probe_id(f"baseline-s{seed}"),
-                    session_id=self.id,
-                    seq=0,
-                    kind=ProbeKind.BASELINE.value,
-                    lane=None,
-                    changes={},
-                    steps=self.campaign.probe.steps,
-                    seed=seed,
-                    hypothesis="the recipe, same steps (replacing a crashed seed)",
-                    state="pending",
-                )
-            )
+            self._add_baseline(seed, "the recipe, same steps (replacing a crashed seed)")
         if self.noise is None:
             self._measure_noise()
         return True

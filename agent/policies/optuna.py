@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.campaign import Campaign, Knob
 from agent.policies.base import Action, Policy, PolicyContext, ProbeRecord, Proposal
+from agent.policies.sweep import neighbours, readable_value
 from agent.proposals import canonical_changes, format_changes
 
 if TYPE_CHECKING:
@@ -56,34 +57,6 @@ STUDY_PREFIX = "autoresearch"
 FINITE_LIMIT = 4096
 """Lanes with at most this many settings (categorical and int knobs) are enumerated to
 detect exhaustion and to pick untried points the sampler keeps missing."""
-
-
-def neighbourhood(knob: Knob, value: Any) -> list[Any]:
-    """Values one step down and up from `value` (or the other choices), in range."""
-    if knob.type == "categorical":
-        return [c for c in (knob.choices or []) if c != value]
-    assert knob.low is not None and knob.high is not None
-    if knob.log:
-        factor = knob.step or 2.0
-        candidates = [value / factor, value * factor]
-    else:
-        step = knob.step or (knob.high - knob.low) / 10
-        candidates = [value - step, value + step]
-    out: list[Any] = []
-    for c in candidates:
-        c = min(max(c, knob.low), knob.high)
-        c = round(c) if knob.type == "int" else _round(knob, float(c))
-        if c != value and c not in out and knob.contains(c):
-            out.append(c)
-    return out
-
-
-def _round(knob: Knob, value: float) -> float:
-    """Three significant digits when that stays in range (readable proposals)."""
-    if value == 0 or not math.isfinite(value):
-        return value
-    rounded = float(f"{value:.3g}")
-    return rounded if knob.contains(rounded) else value
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -224,7 +197,7 @@ class OptunaPolicy(Policy):
         recipe = self.campaign.recipe
         base = {n: recipe[n] for n in self.knobs[lane]}
         per_knob = [
-            [(name, v) for v in neighbourhood(knob, recipe[name])]
+            [(name, v) for v in neighbours(knob, recipe[name])]
             for name, knob in self.knobs[lane].items()
         ]
         out = []
@@ -247,7 +220,7 @@ class OptunaPolicy(Policy):
             if knob.type == "int":
                 value = int(value)
             elif knob.type == "float":
-                value = _round(knob, float(value))
+                value = readable_value(knob, float(value))
             if not _same(value, self.campaign.recipe[name]):
                 out[name] = value
         return out

@@ -8,6 +8,7 @@ proposed again. When every candidate has been tried it concludes.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from agent.campaign import Campaign, Knob
@@ -16,7 +17,10 @@ from agent.proposals import canonical_changes
 
 
 def neighbours(knob: Knob, value: Any) -> list[Any]:
-    """The values one step down and up from `value` (or the other choices)."""
+    """The values one step down and up from `value` (or the other choices), in range.
+
+    Floats are rounded to three significant digits when that stays in range, so proposals
+    read like a person's (2e-3, not 0.0019999999)."""
     if knob.type == "categorical":
         return [c for c in (knob.choices or []) if c != value]
     assert knob.low is not None and knob.high is not None
@@ -29,13 +33,18 @@ def neighbours(knob: Knob, value: Any) -> list[Any]:
     out: list[Any] = []
     for c in candidates:
         c = min(max(c, knob.low), knob.high)
-        if knob.type == "int":
-            c = round(c)
-        else:
-            c = float(f"{c:.6g}")
+        c = round(c) if knob.type == "int" else readable_value(knob, float(c))
         if c != value and c not in out and knob.contains(c):
             out.append(c)
     return out
+
+
+def readable_value(knob: Knob, value: float) -> float:
+    """`value` to three significant digits when that stays in the knob's range."""
+    if value == 0 or not math.isfinite(value):
+        return value
+    rounded = float(f"{value:.3g}")
+    return rounded if knob.contains(rounded) else value
 
 
 def lane_candidates(campaign: Campaign) -> dict[str, list[dict[str, Any]]]:

@@ -32,6 +32,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from probes.yaml_lines import line_index, nearest_line
+
 SourceKind = Literal["sft", "preference"]
 
 
@@ -131,21 +133,6 @@ class Example:
         return {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected}
 
 
-def _line_index(node: yaml.Node | None, prefix: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    if node is None:
-        return {}
-    index: dict[tuple[Any, ...], int] = {prefix: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            path = (*prefix, key_node.value)
-            index.update(_line_index(value_node, path))
-            index[path] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            index.update(_line_index(item, (*prefix, i)))
-    return index
-
-
 def parse_manifest(text: str, path: Path) -> Manifest:
     """Validate a manifest document; errors name `path`, the line and the key path."""
     try:
@@ -157,17 +144,14 @@ def parse_manifest(text: str, path: Path) -> Manifest:
         raise ManifestError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}:1: expected a mapping with a 'sources' list")
-    index = _line_index(node)
+    index = line_index(node)
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
             loc = tuple(err["loc"])
-            known = loc
-            while known and known not in index:
-                known = known[:-1]
-            line = index.get(known, 1)
+            line = nearest_line(index, loc) or 1
             key = ".".join(str(p) for p in loc)
             msg = str(err["msg"]).removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
