@@ -112,8 +112,13 @@ def test_wall_clock_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     store = Store(ws)
     session = store.latest_session()
     assert session is not None
-    # Bookkeeping may add a little, training never runs past the budget.
-    assert session.seconds_used < 4.0 + 0.5
+    # Training never runs past the budget (the last one is stopped at its end); recording
+    # the last result may add a moment on a loaded machine.
+    assert session.seconds_used < 4.0 + 1.5
+    probes = store.probes(session.id)
+    started = min(p.started_at for p in probes if p.started_at)
+    ended = max(p.finished_at for p in probes if p.finished_at)
+    assert (ended - started).total_seconds() < 4.0 + 1.0
     assert store.runs_used(session.id) >= 2
 
 
