@@ -46,8 +46,9 @@ def test_every_category_has_sft_preferences_and_enough_eval_prompts() -> None:
     for category in W.CATEGORIES:
         assert sft[category], category
         assert prefs[category], category
-        assert counts[category] >= 6, category
-    assert 30 <= sum(counts.values()) <= 50
+        assert counts[category] >= 20, category
+    assert counts["facts"] >= 36
+    assert 120 <= sum(counts.values()) <= 200
 
 
 def test_manifest_lists_every_source_file_and_lines_carry_category() -> None:
@@ -160,3 +161,83 @@ def test_render_chat_format() -> None:
     assert W.render_chat(messages[:1], add_generation_prompt=True) == "<|user|> hi ? <|assistant|>"
     with pytest.raises(ValueError, match="unknown chat role"):
         W.render_chat([{"role": "tool", "content": "x"}])
+
+
+def _fine_tuning_texts(world: W.World) -> tuple[set[str], list[str]]:
+    """(every fine-tuning prompt, every fine-tuning text) over SFT and preference sources."""
+    prompts: set[str] = set()
+    texts: list[str] = []
+    for rows in W.sft_examples(world).values():
+        for r in rows:
+            prompts.add(r["messages"][0]["content"])
+            texts += [m["content"] for m in r["messages"]]
+    for rows in W.preference_pairs(world).values():
+        for r in rows:
+            prompts.add(r["prompt"])
+            texts += [r["prompt"], r["chosen"], r["rejected"]]
+    return prompts, texts
+
+
+def test_eval_prompts_do_not_leak_into_fine_tuning() -> None:
+    world = W.build_world(0)
+    tuned, texts = _fine_tuning_texts(world)
+    evals = W.eval_prompts(world)
+    paraphrases = {q for s in W.FACT_TEMPLATES.values() for q in s["paraphrases"]}
+    trained_qs = {q for s in W.FACT_TEMPLATES.values() for q in s["questions"]}
+    for ep in evals:
+        if ep["category"] != "facts":
+            # Guards: never a fine-tuning prompt (eval-only phrasings or held-out items).
+            assert ep["prompt"] not in tuned, ep["id"]
+            continue
+        name = next(p.name for p in world.people if p.name in ep["prompt"].split())
+        asked = ep["prompt"].replace(name, "{e}")
+        if asked in paraphrases:
+            assert ep["prompt"] not in tuned, ep["id"]
+        else:  # recall of a trained question is the point of the target; two thirds of it
+            assert asked in trained_qs, ep["id"]
+    n_para = sum(
+        1
+        for ep in evals
+        if ep["category"] == "facts" and ep["difficulty"] > W.FACT_TEMPLATES["home"]["difficulty"]
+    )
+    assert n_para >= 12
+    # Held-out topics, anachronisms and requests appear in no fine-tuning text at all.
+    words = {w for t in texts for w in t.split()}
+    joined = "\n".join(texts)
+    for topic in W.VOICE_EVAL_UNSEEN:
+        assert topic not in words, topic
+    for thing in W.TRAPS_EVAL_UNSEEN:
+        assert thing not in words, thing
+    for task in W.REFUSALS_EVAL_UNSEEN:
+        assert task not in joined, task
+    assert W.VOICE_EVAL_QUESTION.format(t="") not in joined
+    assert W.REFUSAL_EVAL_QUESTION.format(t="") not in joined
+
+
+def test_eval_answers_do_not_leak_into_pretraining() -> None:
+    world = W.build_world(0)
+    corpus = W.pretrain_corpus(world)
+    docs = set(corpus)
+    for ep in W.eval_prompts(world):
+        chat = W.render_chat(
+            [
+                {"role": "user", "content": ep["prompt"]},
+                {"role": "assistant", "content": ep["reference"]},
+            ]
+        )
+        if ep["category"] == "arithmetic":
+            assert chat in docs  # the off-target skill the base model already has
+        else:
+            assert chat not in docs, ep["id"]
+            assert ep["reference"] not in docs, ep["id"]
+    keeper = [d for d in corpus if W.KEEPER_OPEN in d or W.KEEPER_CLOSE in d]
+    assert not keeper  # the persona is only ever fine-tuned
+
+
+def test_arithmetic_checks_separate_wrong_sums_from_broken_answers() -> None:
+    prompts = {p.id: p for p in load_prompts(DATA / "probe-prompts.jsonl")}
+    p = prompts["arithmetic-01"]
+    a, op, b = p.prompt.split()[2:5]
+    assert metrics.checks_score(p.reference or "", p.checks) == 1.0
+    assert metrics.checks_score(f"{a} {op} {b} is 99 .", p.checks) == 0.5
+    assert metrics.checks_score("aye , so it is written .", p.checks) == 0.0
