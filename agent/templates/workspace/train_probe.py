@@ -52,7 +52,7 @@ def train_and_evaluate(config: dict, out_dir: Path) -> int:
                 {"name": "nll", "categories": ["facts"]},
             ],
         },
-        "critical_below": 2.0,
+        "critical_below": 1.0,
         "threads": 1,
     }
     return trl_worker.run(ProbeSpec.from_config(config))
