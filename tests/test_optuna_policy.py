@@ -201,3 +201,20 @@ def test_lane_order_is_reconstructed_from_history(tmp_path: Path) -> None:
 
 def context_type_check(c: PolicyContext) -> None:  # keeps the import used for typing
     del c
+
+
+def test_a_small_budget_visits_every_lane(tmp_path: Path) -> None:
+    campaign = make_campaign(tmp_path)
+    policy = OptunaPolicy(campaign, storage_dir=tmp_path / "runs")
+    history: tuple[ProbeRecord, ...] = ()
+    lanes = []
+    for _ in range(3):  # budget 8: a handful of probes after the baseline
+        proposal = policy.ask(context(campaign, history, runs_total=8))
+        lanes.append(proposal.lane)
+        rec = record(f"s1-p{len(history) + 1:02d}", proposal.lane or "", proposal.changes,
+                     "discard", -0.1)
+        history = (*history, rec)
+        policy.tell(rec, context(campaign, history, runs_total=8))
+    assert lanes == ["hyperparameters", "data_mixture", "curriculum"]
+    # A large budget stays in a lane until it plateaus.
+    assert policy.effective_plateau(context(campaign, (), runs_total=100)) == policy.plateau

@@ -503,3 +503,22 @@ def test_policy_proposals_are_validated_and_replays_confirmed(workspace: Path) -
     assert policy.told == [p.id for p in probes if p.kind != "baseline"]
     refused = [d for d in store.decisions(session.id) if not d.accepted]
     assert len(refused) == 3
+
+
+@pytest.mark.parametrize(
+    ("budget", "conclusion"),
+    [
+        ("4", "Clean negative result"),  # lr 5e-4 (worse), stratified (guard_fail)
+        ("6", "No confirmed finding yet. Promising"),  # lr 2e-3 passes once, no budget left
+    ],
+)
+def test_report_conclusion_says_what_the_evidence_supports(
+    workspace: Path, budget: str, conclusion: str
+) -> None:
+    code, out = cli("start", "--budget", budget, workspace=workspace)
+    assert code == 0, out
+    report = (workspace / "SESSION_REPORT.md").read_text()
+    assert conclusion in report
+    assert "Finding:" not in report
+    if budget == "6":
+        assert "`learning_rate=0.002`" in report and "candidate" in report

@@ -12,8 +12,10 @@
   = new critical failures per run minus 0.999. A crashed probe is a FAIL trial.
 * Lanes rotate on a plateau rule: the policy stays in a lane until `plateau` (default 3)
   probes in a row fail to beat the lane's best target delta by more than the baseline noise
-  (or `optuna_min_gain`), then moves to the next lane; an exhausted lane is skipped. The rule
-  is recomputed from the history, so a resumed session picks the same lane.
+  (or `optuna_min_gain`), then moves to the next lane; an exhausted lane is skipped. With a
+  small run budget the plateau shortens (probes the budget allows / (2 × lanes), at least 1)
+  so every lane gets a look. The rule is recomputed from the history, so a resumed session
+  picks the same lane.
 * Never a duplicate (a drawn point already tried is told its known value and redrawn) and
   never out of range (values come from the knobs' distributions; floats are rounded to
   3 significant digits only when the rounded value stays in range).
@@ -249,8 +251,20 @@ class OptunaPolicy(Policy):
             return context.noise.seed_spread(self.campaign.objective.target)
         return 0.0
 
-    def lane_order(self, history: Sequence[ProbeRecord], margin: float = 0.0) -> list[str]:
+    def effective_plateau(self, context: PolicyContext) -> int:
+        """The plateau, shortened when the run budget could not otherwise reach every lane:
+        a budget of a handful of probes visits each lane rather than exhausting the first."""
+        total = context.budget.runs_total
+        if total is None or not self.knobs:
+            return self.plateau
+        probes = max(1, total - self.campaign.probe.baseline_seeds)
+        return max(1, min(self.plateau, probes // (2 * len(self.knobs))))
+
+    def lane_order(
+        self, history: Sequence[ProbeRecord], margin: float = 0.0, plateau: int | None = None
+    ) -> list[str]:
         """Lanes to try, the current one first: replays the plateau rule over the history."""
+        plateau = plateau or self.plateau
         lanes = list(self.knobs)
         if not lanes:
             return []
@@ -267,7 +281,7 @@ class OptunaPolicy(Policy):
                 best[r.lane] = value
             if r.lane == lanes[current]:
                 stall = 0 if improved else stall + 1
-                if stall >= self.plateau:
+                if stall >= plateau:
                     current, stall = (current + 1) % len(lanes), 0
         return lanes[current:] + lanes[:current]
 
@@ -277,7 +291,10 @@ class OptunaPolicy(Policy):
         self._ensure(context)
         tried = {canonical_changes(c) for c in context.tried()}
         tried |= self._refused | set(self._pending)
-        for lane in self.lane_order(context.history, self._margin(context)):
+        order = self.lane_order(
+            context.history, self._margin(context), self.effective_plateau(context)
+        )
+        for lane in order:
             if lane in self._exhausted:
                 continue
             proposal = self._draw(lane, tried)

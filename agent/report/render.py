@@ -124,15 +124,25 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
             "seed, with no guard regressing beyond its tolerance."
         )
     else:
-        conclusion = (
-            "Clean negative result: no change improved "
-            f"{objective['target']} beyond the measured noise without a guard regressing. "
-            "The recipe stands at or near its optimum for the knobs tried."
-        )
-        if unconfirmed:
-            conclusion += (
-                f" {len(unconfirmed)} candidate(s) passed once but were not confirmed "
-                "(the budget ran out before a confirmation run)."
+        promising = [
+            r for r in runs if r["status"] == "inconclusive" and (r["ci_low"] or 0.0) > 0.0
+        ]
+        if promising or unconfirmed:
+            shown = ", ".join(
+                f"`{r['change']}` ({_fmt(r['target_delta'], True)} "
+                f"[{_fmt(r['ci_low'], True)}, {_fmt(r['ci_high'], True)}], {r['status']})"
+                for r in [*unconfirmed, *promising]
+            )
+            conclusion = (
+                f"No confirmed finding yet. Promising and worth a replay or a larger budget: "
+                f"{shown} — each improved {objective['target']} on this run, but not beyond "
+                "the measured noise and a confirmation with a fresh seed."
+            )
+        else:
+            conclusion = (
+                "Clean negative result: no change improved "
+                f"{objective['target']} beyond the measured noise without a guard regressing. "
+                "The recipe stands at or near its optimum for the knobs tried."
             )
     elapsed = session.seconds_used or 0.0
     return {
