@@ -140,10 +140,17 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
             )
         else:
             conclusion = (
-                "Clean negative result: no change improved "
-                f"{objective['target']} beyond the measured noise without a guard regressing. "
-                "The recipe stands at or near its optimum for the knobs tried."
+                "Clean negative result: no change tried improved "
+                f"{objective['target']} beyond the measured noise without a guard regressing."
             )
+            one_sided = [f["knob"] for f in findings if f.get("classification") == "one-sided"]
+            if one_sided:
+                conclusion += (
+                    f" This says nothing of the directions not tried: {', '.join(one_sided)} "
+                    "moved one way only (see Sensitivities)."
+                )
+            else:
+                conclusion += " The recipe stands at or near its optimum for the knobs tried."
     elapsed = session.seconds_used or 0.0
     return {
         "session": {
