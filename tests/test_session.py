@@ -522,3 +522,46 @@ def test_report_conclusion_says_what_the_evidence_supports(
     assert "Finding:" not in report
     if budget == "6":
         assert "`learning_rate=0.002`" in report and "candidate" in report
+
+
+def test_resume_hands_the_interrupted_attempts_checkpoints_to_the_trainer(
+    workspace: Path,
+) -> None:
+    from agent.campaign import load_campaign
+    from agent.runtime import build_trainer, open_session
+    from agent.session import BudgetSpec
+
+    class CheckpointingThenInterrupted(InterruptingTrainer):
+        def run(self, spec):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            if self.calls == self.n:
+                (spec.out_dir / "checkpoints" / "checkpoint-10").mkdir(parents=True)
+                raise KeyboardInterrupt
+            return self.inner.run(spec)
+
+    class Recording(InterruptingTrainer):
+        def run(self, spec):  # type: ignore[no-untyped-def]
+            self.seen.append(spec)
+            return self.inner.run(spec)
+
+    inner = build_trainer(load_campaign(workspace / "search_space.yaml"))
+    with WorkspaceLock(workspace / "runs"):
+        session = open_session(
+            workspace,
+            budget=BudgetSpec(runs=5),
+            resume=False,
+            trainer=CheckpointingThenInterrupted(inner, 3),
+        )  # type: ignore[arg-type]
+        with pytest.raises(KeyboardInterrupt):
+            session.run()
+    recording = Recording(inner, 0)
+    recording.seen = []  # type: ignore[attr-defined]
+    with WorkspaceLock(workspace / "runs"):
+        resumed = open_session(workspace, budget=None, resume=True, trainer=recording)  # type: ignore[arg-type]
+        resumed.run()
+    first = recording.seen[0]  # type: ignore[attr-defined]
+    assert first.out_dir.name.endswith(".attempt2")
+    old = first.out_dir.parent / first.out_dir.name.removesuffix(".attempt2")
+    assert first.trainer["resume_from"] == str(old / "checkpoints")
+    # Later trainings start from scratch.
+    assert all("resume_from" not in s.trainer for s in recording.seen[1:])  # type: ignore[attr-defined]
