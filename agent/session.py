@@ -657,23 +657,29 @@ class ResearchSession:
             self.store.add_decision(row)
         return row
 
+    def _fresh_seed_run(self, original: ProbeRow, kind: ProbeKind, hypothesis: str) -> ProbeRow:
+        """`original`'s change trained again with a fresh seed (a confirmation or a replay)."""
+        return ProbeRow(
+            id=self._new_probe_id(f"{kind.value}-{format_changes(original.changes)}"),
+            session_id=self.id,
+            seq=0,
+            kind=kind.value,
+            lane=original.lane,
+            changes=dict(original.changes),
+            steps=original.steps,
+            seed=self._fresh_seed(),
+            parent_id=original.id,
+            hypothesis=hypothesis,
+            state="pending",
+        )
+
     def _step(self) -> bool:
         """One iteration of the loop; False when the session should stop."""
         candidate = self._pending_confirmation()
         if candidate is not None:
             row = self.store.add_probe(
-                ProbeRow(
-                    id=self._new_probe_id(f"confirm-{format_changes(candidate.changes)}"),
-                    session_id=self.id,
-                    seq=0,
-                    kind=ProbeKind.CONFIRM.value,
-                    lane=candidate.lane,
-                    changes=dict(candidate.changes),
-                    steps=candidate.steps,
-                    seed=self._fresh_seed(),
-                    parent_id=candidate.id,
-                    hypothesis=f"confirm {candidate.id} with a fresh seed",
-                    state="pending",
+                self._fresh_seed_run(
+                    candidate, ProbeKind.CONFIRM, f"confirm {candidate.id} with a fresh seed"
                 )
             )
             return self._run(row) is not None
@@ -690,18 +696,8 @@ class ResearchSession:
         if proposal.action is Action.REPLAY:
             original = self.store.get_probe(proposal.replay_of or "")
             assert original is not None
-            row = ProbeRow(
-                id=self._new_probe_id(f"replay-{format_changes(original.changes)}"),
-                session_id=self.id,
-                seq=0,
-                kind=ProbeKind.REPLAY.value,
-                lane=original.lane,
-                changes=dict(original.changes),
-                steps=original.steps,
-                seed=self._fresh_seed(),
-                parent_id=original.id,
-                hypothesis=proposal.hypothesis or f"replay {original.id}",
-                state="pending",
+            row = self._fresh_seed_run(
+                original, ProbeKind.REPLAY, proposal.hypothesis or f"replay {original.id}"
             )
         else:
             row = ProbeRow(
