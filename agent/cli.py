@@ -333,9 +333,7 @@ def status(workspace: Workspace = Path(".")) -> None:
         )
     running = [p.id for p in store.probes(session.id) if p.state == "running"]
     cost = sum(d.cost_usd for d in store.decisions(session.id))
-    judge_cost = sum(
-        (p.metrics or {}).get("judge_cost_usd", 0.0) for p in store.probes(session.id)
-    )
+    judge_cost = sum((p.metrics or {}).get("judge_cost_usd", 0.0) for p in store.probes(session.id))
     console.print(f"session [bold]{session.id}[/] — {session.status}, policy {session.policy}")
     console.print(f"budget: {budget}")
     if session.mde is not None:

@@ -110,8 +110,7 @@ def judged_score(
 ) -> Score:
     """The Score of one judgement: the weighted overall (range-checked) with the judge model
     and rubric hash in ``meta``, or a ``judge_error`` with no score (never a 0)."""
-    meta = {"scorer": "llm_judge", "judge_model": result.model,
-            "rubric_hash": result.rubric_hash}
+    meta = {"scorer": "llm_judge", "judge_model": result.model, "rubric_hash": result.rubric_hash}
     value = result.score
     error = result.error or "the judge returned no score"
     if result.ok and value is not None:
@@ -129,7 +128,7 @@ def judged_score(
                 components=dict(result.components),
                 meta=meta,
             )
-        error = (f"score {value!r} outside [{config.score_min:g}, {config.score_max:g}]")
+        error = f"score {value!r} outside [{config.score_min:g}, {config.score_max:g}]"
     return Score(
         prompt_id=result.prompt_id,
         category=result.category,
@@ -205,8 +204,9 @@ def evaluate_adapter(
     if judge_config is not None and judge_config.categories:
         absent = sorted(set(judge_config.categories) - {p.category for p in prompts})
         if absent:
-            log.warning("eval.judge.categories names categories without eval prompts: %s",
-                        ", ".join(absent))
+            log.warning(
+                "eval.judge.categories names categories without eval prompts: %s", ", ".join(absent)
+            )
 
     cache = EvalCache(cache_dir) if cache_dir is not None and eval_config.cache else None
     key = ""
@@ -275,8 +275,9 @@ def evaluate_adapter(
         ]
         judge_results = _judge_answers(judge, items)
         if len(judge_results) != len(items):
-            raise JudgeRunError(f"the judge returned {len(judge_results)} results for "
-                                f"{len(items)} answers")
+            raise JudgeRunError(
+                f"the judge returned {len(judge_results)} results for {len(items)} answers"
+            )
         for (prompt, repeat, _), result in zip(items, judge_results, strict=True):
             judgements[(prompt.id, repeat)] = result
     secrets = client_secrets(judge._client) if judge is not None else []
@@ -326,28 +327,32 @@ def evaluate_adapter(
     if judge_config is not None:
         out.update(_judge_metrics(judge_results, judge_config))
         if out["judge_errors"]:
-            log.warning("the judge could not score %d of %d answers (recorded as judge_error, "
-                        "left out of comparisons)", int(out["judge_errors"]),
-                        len(judge_results))
+            log.warning(
+                "the judge could not score %d of %d answers (recorded as judge_error, "
+                "left out of comparisons)",
+                int(out["judge_errors"]),
+                len(judge_results),
+            )
 
     if outputs_path is not None:
         outputs_path.parent.mkdir(parents=True, exist_ok=True)
         with outputs_path.open("w", encoding="utf-8") as fh:
             for prompt, answers in zip(prompts, outputs, strict=True):
                 for repeat, answer in enumerate(answers):
-                    row: dict[str, Any] = {"prompt_id": prompt.id, "repeat": repeat,
-                                           "output": answer}
+                    row: dict[str, Any] = {
+                        "prompt_id": prompt.id,
+                        "repeat": repeat,
+                        "output": answer,
+                    }
                     if (prompt.id, repeat) in judgements:
-                        row["judge"] = _judgement_record(judgements[(prompt.id, repeat)],
-                                                         secrets)
+                        row["judge"] = _judgement_record(judgements[(prompt.id, repeat)], secrets)
                     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     if cache is not None:
         if any(r.api_failure for r in judge_results):
             # An outage says nothing about the answers: a later evaluation should retry.
             log.warning("not caching this evaluation: some judge calls failed at the API")
         else:
-            cache.put(key, scores, out,
-                      {p.id: a for p, a in zip(prompts, outputs, strict=True)})
+            cache.put(key, scores, out, {p.id: a for p, a in zip(prompts, outputs, strict=True)})
     out["eval_cache_hit"] = 0.0
     out["eval_runtime_s"] = round(time.monotonic() - started, 4)
     return scores, out
@@ -370,10 +375,14 @@ def _judge_metrics(results: Sequence[JudgeResult], config: JudgeConfig) -> dict[
 
 def _judgement_record(result: JudgeResult, secrets: Sequence[str]) -> dict[str, Any]:
     """What outputs.jsonl keeps of one judgement (for a human reading the answers)."""
-    record: dict[str, Any] = {"status": result.status.value, "score": result.score,
-                              "components": result.components,
-                              "judge_overall": result.judge_overall,
-                              "rationale": result.rationale, "attempts": result.attempts}
+    record: dict[str, Any] = {
+        "status": result.status.value,
+        "score": result.score,
+        "components": result.components,
+        "judge_overall": result.judge_overall,
+        "rationale": result.rationale,
+        "attempts": result.attempts,
+    }
     if result.error:
         record["error"] = redact(result.error, secrets)
     return record
