@@ -216,6 +216,14 @@ def record_from_row(row: ProbeRow) -> ProbeRecord:
     )
 
 
+def prompt_groups(path: Path) -> dict[str, str]:
+    """prompt id -> group, for the prompts of `path` that declare one."""
+    try:
+        return {p.id: p.group for p in load_prompts(path) if p.group is not None}
+    except PromptFileError:
+        return {}  # preflight reports the file; a crashed probe needs no groups
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")[:48] or "probe"
 
@@ -248,6 +256,7 @@ class ResearchSession:
         self.bootstrap_samples = bootstrap_samples
         self.budget = BudgetSpec(runs=row.budget_runs, seconds=row.budget_seconds)
         self.prompts_path = campaign.resolve(campaign.eval.prompts).resolve()
+        self.prompt_groups = prompt_groups(self.prompts_path)
         self._tick_at = time.monotonic()
         self.noise: NoiseModel | None = NoiseModel.from_dict(row.noise) if row.noise else None
         self.mde: float | None = row.mde
@@ -496,6 +505,7 @@ class ResearchSession:
             confirmation=confirmation,
             bootstrap_samples=self.bootstrap_samples,
             seed=row.seq,
+            groups=self.prompt_groups,
         )
 
     # ---- phases --------------------------------------------------------------------------

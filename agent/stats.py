@@ -139,6 +139,7 @@ def bootstrap_means(
     seed: int = 0,
     extra_sd: float = 0.0,
     extra_dof: float = math.inf,
+    clusters: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Bootstrap replicates of the mean of per-prompt paired differences (resampling prompts).
 
@@ -148,6 +149,10 @@ def bootstrap_means(
     training-seed component), which resampling prompts cannot reproduce. It is normal, or a
     Student t with `extra_dof` degrees of freedom when `extra_sd` was itself estimated from few
     seeds (the t's heavier tails are the price of not knowing it well).
+
+    `clusters` (one label per diff) resamples whole clusters instead of prompts — prompts that
+    ask the same thing twice are not independent evidence — and each replicate is the mean
+    over the prompts of the drawn clusters, so the point estimate stays the prompt mean.
     """
     d = np.asarray(diffs, dtype=float)
     n = d.size
@@ -155,7 +160,20 @@ def bootstrap_means(
     if n == 0:
         return np.zeros(samples)
     mean = float(d.mean())
-    if n == 1:
+    labels = sorted(set(clusters)) if clusters is not None else []
+    if clusters is not None and len(labels) < n:
+        index = {label: i for i, label in enumerate(labels)}
+        which = np.array([index[c] for c in clusters])
+        sums = np.bincount(which, weights=d, minlength=len(labels))
+        counts = np.bincount(which, minlength=len(labels)).astype(float)
+        g = len(labels)
+        if g == 1:
+            reps = np.full(samples, mean)
+        else:
+            idx = rng.integers(0, g, size=(samples, g))
+            reps = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
+            reps = mean + (reps - mean) * math.sqrt(g / (g - 1))
+    elif n == 1:
         reps = np.full(samples, mean)
     else:
         idx = rng.integers(0, n, size=(samples, n))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
@@ -176,6 +176,7 @@ def compare(
     confirm_confidence: float = CONFIRM_CONFIDENCE,
     guard_confidence: float = GUARD_CONFIDENCE,
     seed: int = 0,
+    groups: Mapping[str, str] | None = None,
 ) -> Verdict:
     """Judge a probe against its same-step baseline.
 
@@ -185,6 +186,7 @@ def compare(
     that of the pooled target interval a keep must clear, `guard_confidence` that of the guards'
     family (one-sided tests at half of 1 - it, Holm across guards).
     `noise` is the session's noise model (built from `baseline_runs` when None).
+    `groups` maps prompt ids to their eval-prompt `group`: the bootstrap resamples groups.
     """
     probe_runs = [list(r) for r in probe_runs if r]
     baseline_runs = [list(r) for r in baseline_runs if r]
@@ -245,6 +247,7 @@ def compare(
             seed=_category_seed(seed, category),
             extra_sd=seed_sd[category],
             extra_dof=noise.seed_component_dof or math.inf,
+            clusters=[groups.get(p, p) for p in shared] if groups else None,
         )
         deltas[category] = float(diffs.mean()) if diffs.size else 0.0
         counts[category] = int(diffs.size)

@@ -35,6 +35,9 @@ class EvalPrompt:
     reference: str | None = None
     difficulty: str | float | None = None
     checks: tuple[dict[str, Any], ...] = ()
+    group: str | None = None
+    """Prompts sharing a group (e.g. two phrasings of one fact) are resampled together by the
+    verdict's bootstrap: they are not independent evidence."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalPrompt:
@@ -46,6 +49,7 @@ class EvalPrompt:
             reference=None if data.get("reference") is None else str(data["reference"]),
             difficulty=data.get("difficulty"),
             checks=tuple(checks),
+            group=None if data.get("group") is None else str(data["group"]),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,6 +60,8 @@ class EvalPrompt:
             out["difficulty"] = self.difficulty
         if self.checks:
             out["checks"] = list(self.checks)
+        if self.group is not None:
+            out["group"] = self.group
         return out
 
 

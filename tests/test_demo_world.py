@@ -241,3 +241,13 @@ def test_arithmetic_checks_separate_wrong_sums_from_broken_answers() -> None:
     assert metrics.checks_score(p.reference or "", p.checks) == 1.0
     assert metrics.checks_score(f"{a} {op} {b} is 99 .", p.checks) == 0.5
     assert metrics.checks_score("aye , so it is written .", p.checks) == 0.0
+
+
+def test_facts_prompts_declare_their_person_fact_group() -> None:
+    from probes.demo.world import build_world, eval_prompts
+
+    facts = [p for p in eval_prompts(build_world(0)) if p["category"] == "facts"]
+    groups = {p["group"] for p in facts}
+    assert all("/" in p["group"] for p in facts)
+    # Some facts are asked twice (a trained question and a paraphrase): fewer groups.
+    assert len(groups) < len(facts)

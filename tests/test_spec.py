@@ -59,3 +59,16 @@ def test_not_json(tmp_path: Path) -> None:
     path.write_text('{"prompt_id": "a-1", "score": 1}\n{oops\n')
     with pytest.raises(ScoresFileError, match=r"scores.jsonl:2: not valid JSON"):
         parse_scores(path, PROMPTS)
+
+
+def test_prompt_groups_are_read(tmp_path: Path) -> None:
+    from probes.spec import load_prompts
+
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        '{"id": "a", "category": "c", "prompt": "q", "group": "g1"}\n'
+        '{"id": "b", "category": "c", "prompt": "q2"}\n'
+    )
+    a, b = load_prompts(path)
+    assert (a.group, b.group) == ("g1", None)
+    assert a.to_dict()["group"] == "g1" and "group" not in b.to_dict()

@@ -259,3 +259,22 @@ def test_power_report_warns_and_names_fixes() -> None:
     ok = Objective(target="c", guards=["g"], min_improvement=2.0, guard_tolerance=3.0)
     assert power_report(noise, ok).warnings == []
     assert report.to_dict()["table"][0]["repeats"] == 1
+
+
+def test_cluster_bootstrap_resamples_groups_not_prompts() -> None:
+    import numpy as np
+
+    from agent.stats import bootstrap_means
+
+    rng = np.random.default_rng(0)
+    facts = rng.normal(0.5, 1.0, size=20)
+    diffs = np.repeat(facts, 2)  # every fact asked twice: 40 prompts, 20 pieces of evidence
+    labels = [f"fact-{i // 2}" for i in range(40)]
+    flat = bootstrap_means(diffs, samples=4000, seed=1)
+    grouped = bootstrap_means(diffs, samples=4000, seed=1, clusters=labels)
+    assert float(np.mean(grouped)) == pytest.approx(float(diffs.mean()), abs=0.02)
+    # Treating the copies as independent understates the standard error by about sqrt(2).
+    assert float(np.std(grouped)) / float(np.std(flat)) == pytest.approx(2**0.5, rel=0.1)
+    # Unique labels are exactly the prompt bootstrap.
+    same = bootstrap_means(diffs, samples=4000, seed=1, clusters=[str(i) for i in range(40)])
+    assert np.array_equal(same, flat)

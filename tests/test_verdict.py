@@ -201,3 +201,31 @@ def test_fast_enough_for_50_prompts() -> None:
     per = (time.process_time() - start) / 10
     print(f"\ncompare, 3 categories x 50 prompts, B=2000: {per * 1000:.1f} ms CPU")
     assert per < 0.05
+
+
+def test_grouped_prompts_widen_the_interval() -> None:
+    from agent.campaign import Objective
+    from agent.verdict import compare
+    from probes.spec import Score
+
+    objective = Objective(target="t", guards=[], min_improvement=0.0)
+
+    def run(shift: float, seed: int) -> list[Score]:
+        import random
+
+        rng = random.Random(seed)
+        out = []
+        for fact in range(15):
+            value = 5 + shift + rng.gauss(0, 1.0)
+            for copy in range(2):  # each fact asked twice, answered alike
+                out.append(Score(f"t-{fact}-{copy}", "t", value))
+        return out
+
+    baselines = [run(0.0, 1), run(0.0, 2), run(0.0, 3)]
+    probe = [run(0.6, 4)]
+    groups = {f"t-{f}-{c}": f"fact-{f}" for f in range(15) for c in range(2)}
+    flat = compare(probe, baselines, objective, seed=3)
+    grouped = compare(probe, baselines, objective, seed=3, groups=groups)
+    assert grouped.target_delta == flat.target_delta
+    width = (grouped.ci_high or 0) - (grouped.ci_low or 0)
+    assert width > (flat.ci_high or 0) - (flat.ci_low or 0)

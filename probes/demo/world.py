@@ -460,9 +460,12 @@ def eval_prompts(world: World) -> list[dict[str, Any]]:
         *,
         reference: str | None = None,
         checks: list[dict[str, Any]] | None = None,
+        group: str | None = None,
     ) -> None:
         n = sum(1 for p in prompts if p["category"] == category) + 1
         item: dict[str, Any] = {"id": f"{category}-{n:02d}", "category": category, "prompt": prompt}
+        if group is not None:
+            item["group"] = group
         if reference is not None:
             item["reference"] = reference
         item["difficulty"] = difficulty
@@ -491,6 +494,8 @@ def eval_prompts(world: World) -> list[dict[str, Any]]:
                 question.format(e=p.name),
                 spec["difficulty"] + (1 if paraphrase else 0),
                 reference=spec["answer"].format(e=p.name, v=p.facts[pattern]),
+                # Two questions about one person's fact are not independent evidence.
+                group=f"{p.name}/{pattern}",
             )
     # voice: trained topics asked a new way, and every held-out topic.
     seen_topics = [t for t in TOPICS if t not in VOICE_EVAL_UNSEEN]
