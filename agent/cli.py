@@ -18,8 +18,9 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Autonomous, noise-aware research on a fine-tuning recipe.",
 )
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# Piped output (CI logs, `| less`) gets a wide console so probe ids are never cut.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
 
 Workspace = Annotated[
     Path,
