@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -65,6 +65,19 @@ class EvalPrompt:
         return out
 
 
+def jsonl_records(text: str, path: Path, error: type[ValueError]) -> Iterator[tuple[int, str, Any]]:
+    """(line number, "file:line", parsed value) for every non-blank line of a JSONL text; a
+    line that is not JSON raises `error` naming the file and line."""
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            yield lineno, where, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{where}: not valid JSON ({exc.msg})") from None
+
+
 class PromptFileError(ValueError):
     """An eval prompts file that cannot be used; the message names file and line."""
 
@@ -77,24 +90,18 @@ def load_prompts(path: Path) -> list[EvalPrompt]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PromptFileError(f"{path}: cannot read eval prompts: {exc.strerror}") from None
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PromptFileError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+    for _lineno, where, data in jsonl_records(text, path, PromptFileError):
         if not isinstance(data, dict):
-            raise PromptFileError(f"{path}:{lineno}: expected a JSON object per line")
+            raise PromptFileError(f"{where}: expected a JSON object per line")
         for key in ("id", "category", "prompt"):
             if not isinstance(data.get(key), str) or not data[key]:
                 raise PromptFileError(
-                    f"{path}:{lineno}: key '{key}' is required and must be a non-empty string"
+                    f"{where}: key '{key}' is required and must be a non-empty string"
                 )
         if data["id"] in seen:
-            raise PromptFileError(f"{path}:{lineno}: duplicate prompt id '{data['id']}'")
+            raise PromptFileError(f"{where}: duplicate prompt id '{data['id']}'")
         if "checks" in data and not isinstance(data["checks"], list):
-            raise PromptFileError(f"{path}:{lineno}: key 'checks' must be a list of objects")
+            raise PromptFileError(f"{where}: key 'checks' must be a list of objects")
         seen.add(data["id"])
         prompts.append(EvalPrompt.from_dict(data))
     return prompts
@@ -214,14 +221,8 @@ def parse_scores(path: Path, prompts: list[EvalPrompt]) -> list[Score]:
         raise ScoresFileError(f"{path}: missing: the trainer must write scores.jsonl")
     scores: list[Score] = []
     seen: set[tuple[str, int]] = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ScoresFileError(f"{where}: not valid JSON ({exc.msg})") from None
+    text = path.read_text(encoding="utf-8")
+    for _lineno, where, data in jsonl_records(text, path, ScoresFileError):
         if not isinstance(data, dict):
             raise ScoresFileError(f"{where}: expected a JSON object")
         pid = data.get("prompt_id")

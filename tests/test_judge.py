@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 import pytest
@@ -28,15 +29,19 @@ from probes.evaluation.judge import (
     total_usage,
     usage_of,
 )
+from probes.evaluation.run import judged_score
 from probes.spec import EvalPrompt
 
-PROMPT = EvalPrompt(id="pv-01", category="private_voice", prompt="Write to Dolley.",
-                    reference="A letter in Madison's voice.")
+PROMPT = EvalPrompt(
+    id="pv-01",
+    category="private_voice",
+    prompt="Write to Dolley.",
+    reference="A letter in Madison's voice.",
+)
 ANSWER = "My dearest Dolley, ..."
 
 GOOD: dict[str, Any] = {
-    "components": {"voice": 8, "rhetorical": 7, "historical": 9, "position": 6,
-                   "integrity": 10},
+    "components": {"voice": 8, "rhetorical": 7, "historical": 9, "position": 6, "integrity": 10},
     "overall": 7.0,
     "rationale": "Good voice.",
 }
@@ -44,9 +49,7 @@ GOOD: dict[str, Any] = {
 WEIGHTED = 7.9
 
 
-def judge_with(
-    replies: list[Any], **config: Any
-) -> tuple[LLMJudge, FakeTransport, list[float]]:
+def judge_with(replies: list[Any], **config: Any) -> tuple[LLMJudge, FakeTransport, list[float]]:
     transport = FakeTransport(replies)
     sleeps: list[float] = []
     judge = LLMJudge(JudgeConfig(**config), client=fake_client(transport), sleep=sleeps.append)
@@ -67,7 +70,7 @@ def test_structured_reply_scores_the_weighted_average() -> None:
     assert result.model == "claude-sonnet-5-5"
     assert not result.repaired and result.attempts == 1
     assert result.usage.cost_usd == pytest.approx((1200 * 2 + 150 * 10) / 1e6)
-    score = result.to_score(repeat=1)
+    score = judged_score(result, 1, judge.config, critical_below=None, higher_is_better=True)
     assert score is not None and score.score == pytest.approx(WEIGHTED)
     assert score.components == result.components and score.repeat == 1
 
@@ -80,7 +83,12 @@ def test_structured_reply_scores_the_weighted_average() -> None:
     fmt = body["output_config"]["format"]
     assert fmt["type"] == "json_schema"
     assert fmt["schema"]["properties"]["components"]["required"] == [
-        "voice", "rhetorical", "historical", "position", "integrity"]
+        "voice",
+        "rhetorical",
+        "historical",
+        "position",
+        "integrity",
+    ]
     user = body["messages"][0]["content"]
     assert "<answer>\nMy dearest Dolley" in user and "<reference>" in user
 
@@ -118,24 +126,30 @@ def test_unrepairable_reply_is_judge_error_never_zero() -> None:
     transport.check()
     assert result.status is JudgeStatus.JUDGE_ERROR
     assert result.score is None and result.components == {}
-    assert result.to_score() is None  # never recorded as a score of 0
+    score = judged_score(result, 0, judge.config, critical_below=None, higher_is_better=True)
+    assert score.error is not None and math.isnan(score.score)  # never recorded as a score of 0
     assert result.attempts == 3
     assert "unusable judge reply" in (result.error or "")
     assert result.usage.calls == 3 and result.usage.cost_usd > 0
     # Each retry shows the judge its unusable reply and asks again.
     retry = transport.requests[1].json["messages"]
-    assert retry[1] == {"role": "assistant",
-                        "content": "I would rate this answer quite highly overall, maybe an "
-                                   "eight."}
+    assert retry[1] == {
+        "role": "assistant",
+        "content": "I would rate this answer quite highly overall, maybe an eight.",
+    }
     assert "could not be used" in retry[2]["content"]
 
 
 def test_out_of_range_and_missing_components_are_retried() -> None:
     too_high = dict(GOOD, components=dict(GOOD["components"], voice=12))
     missing = {"components": {"voice": 8}}
-    judge, transport, _ = judge_with([text_message(json.dumps(too_high)),
-                                      text_message(json.dumps(missing)),
-                                      text_message(json.dumps(GOOD))])
+    judge, transport, _ = judge_with(
+        [
+            text_message(json.dumps(too_high)),
+            text_message(json.dumps(missing)),
+            text_message(json.dumps(GOOD)),
+        ]
+    )
     result = judge.score(PROMPT, ANSWER)
     transport.check()
     assert result.ok and result.attempts == 3
@@ -156,11 +170,13 @@ def test_rate_limit_then_success_and_api_failure_is_judge_error(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    judge, transport, sleeps = judge_with([
-        error_reply(429, "rate_limit_error", "slow down"),
-        text_message(json.dumps(GOOD)),
-        error_reply(401, "authentication_error", f"bad key {TEST_API_KEY}"),
-    ])
+    judge, transport, sleeps = judge_with(
+        [
+            error_reply(429, "rate_limit_error", "slow down"),
+            text_message(json.dumps(GOOD)),
+            error_reply(401, "authentication_error", f"bad key {TEST_API_KEY}"),
+        ]
+    )
     assert judge.score(PROMPT, ANSWER).ok
     assert sleeps == [2.0]
     failed = judge.score(PROMPT, ANSWER)
@@ -173,11 +189,16 @@ def test_rate_limit_then_success_and_api_failure_is_judge_error(
 
 
 def test_structured_output_rejected_falls_back_to_text() -> None:
-    judge, transport, _ = judge_with([
-        error_reply(400, "invalid_request_error",
-                    "output_config.format: structured outputs are not supported by this model"),
-        text_message("```json\n" + json.dumps(GOOD) + "\n```"),
-    ])
+    judge, transport, _ = judge_with(
+        [
+            error_reply(
+                400,
+                "invalid_request_error",
+                "output_config.format: structured outputs are not supported by this model",
+            ),
+            text_message("```json\n" + json.dumps(GOOD) + "\n```"),
+        ]
+    )
     result = judge.score(PROMPT, ANSWER)
     transport.check()
     assert result.ok
@@ -186,15 +207,20 @@ def test_structured_output_rejected_falls_back_to_text() -> None:
 
 
 def test_custom_rubric_and_config_validation() -> None:
-    config = JudgeConfig.model_validate({
-        "model": "claude-haiku-4-5",
-        "rubric": [{"name": "accuracy", "weight": 3}, {"name": "style", "weight": 1}],
-        "score_min": 1, "score_max": 5,
-    })
-    judge, _, _ = judge_with([text_message('{"components": {"Accuracy": 5, "style": "1"}}')],
-                             **config.model_dump())
+    config = JudgeConfig.model_validate(
+        {
+            "model": "claude-haiku-4-5",
+            "rubric": [{"name": "accuracy", "weight": 3}, {"name": "style", "weight": 1}],
+            "score_min": 1,
+            "score_max": 5,
+        }
+    )
+    judge, _, _ = judge_with(
+        [text_message('{"components": {"Accuracy": 5, "style": "1"}}')], **config.model_dump()
+    )
     result = judge.score(PROMPT, ANSWER)
     assert result.score == pytest.approx(4.0)  # (3*5 + 1*1) / 4
+
     def check(data: dict[str, Any]) -> JudgeConfig:
         return JudgeConfig.model_validate(data)
 
@@ -220,19 +246,25 @@ def test_answer_cannot_close_its_data_tag() -> None:
 def test_batch_mode() -> None:
     prompts = [EvalPrompt(id=f"p{i}", category="voice", prompt=f"q{i}") for i in range(3)]
     items = [(p, f"answer {i}") for i, p in enumerate(prompts)]
-    judge, transport, sleeps = judge_with([
-        batch_reply("msgbatch_1", ended=False, n=3, path="/v1/messages/batches"),
-        batch_reply("msgbatch_1", ended=True, n=3, path="/v1/messages/batches/msgbatch_1"),
-        batch_reply("msgbatch_1", ended=True, n=3),  # results() looks the batch up again
-        batch_results_reply({
-            "judge-2": text_message(json.dumps(GOOD)),
-            "judge-0": text_message("not json"),
-            "judge-1": None,  # errored in the batch
-        }),
-        # judge-0's unusable reply gets a synchronous retry; judge-1 is judged from scratch.
-        text_message(json.dumps(GOOD)),
-        text_message(json.dumps(GOOD)),
-    ], batch=True, batch_poll_seconds=5)
+    judge, transport, sleeps = judge_with(
+        [
+            batch_reply("msgbatch_1", ended=False, n=3, path="/v1/messages/batches"),
+            batch_reply("msgbatch_1", ended=True, n=3, path="/v1/messages/batches/msgbatch_1"),
+            batch_reply("msgbatch_1", ended=True, n=3),  # results() looks the batch up again
+            batch_results_reply(
+                {
+                    "judge-2": text_message(json.dumps(GOOD)),
+                    "judge-0": text_message("not json"),
+                    "judge-1": None,  # errored in the batch
+                }
+            ),
+            # judge-0's unusable reply gets a synchronous retry; judge-1 is judged from scratch.
+            text_message(json.dumps(GOOD)),
+            text_message(json.dumps(GOOD)),
+        ],
+        batch=True,
+        batch_poll_seconds=5,
+    )
 
     results = judge.score_many(items)
 
@@ -263,8 +295,15 @@ def test_prices() -> None:
     assert price_for("gpt-4") is None
     over = price_for("claude-sonnet-5-5", {"claude-sonnet-5-5": {"input": 1, "output": 2}})
     assert over is not None and over.input == 1 and over.cache_read == pytest.approx(0.1)
-    u = usage_of({"input_tokens": 100, "output_tokens": 10, "cache_read_input_tokens": 1000,
-                  "cache_creation_input_tokens": 2000}, "claude-haiku-4-5")
+    u = usage_of(
+        {
+            "input_tokens": 100,
+            "output_tokens": 10,
+            "cache_read_input_tokens": 1000,
+            "cache_creation_input_tokens": 2000,
+        },
+        "claude-haiku-4-5",
+    )
     assert u.cost_usd == pytest.approx((100 * 1 + 10 * 5 + 1000 * 0.1 + 2000 * 1.25) / 1e6)
 
 
@@ -288,6 +327,6 @@ def test_extract_json_strategies() -> None:
     assert extract_json_object('{"a": 1}') == ({"a": 1}, False)
     assert extract_json_object('Sure!\n```json\n{"a": 2}\n```\nDone.') == ({"a": 2}, False)
     assert extract_json_object('noise {"a": {"b": "}"}} tail') == ({"a": {"b": "}"}}, False)
-    assert extract_json_object("```json\n{\"a\": 3,") == ({"a": 3}, True)
+    assert extract_json_object('```json\n{"a": 3,') == ({"a": 3}, True)
     with pytest.raises(ValueError):
         extract_json_object("no object here")

@@ -23,7 +23,6 @@ Pure Python (pydantic, yaml): no torch.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from probes.spec import jsonl_records
 from probes.yaml_lines import line_index, nearest_line
 
 SourceKind = Literal["sft", "preference"]
@@ -262,14 +262,7 @@ def load_source(manifest: Manifest, source: Source) -> list[Example]:
         ) from None
     examples: list[Example] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"{where}: not valid JSON ({exc.msg})") from None
+    for lineno, where, data in jsonl_records(text, path, ManifestError):
         example = parse_example(data, source, where, f"{source.name}:{lineno}")
         if example.id in seen:
             raise ManifestError(f"{where}: duplicate id {example.id!r} in source {source.name!r}")

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from probes.spec import EvalPrompt, Score
+from probes.spec import EvalPrompt
 
 if TYPE_CHECKING:
     import anthropic
@@ -714,19 +714,6 @@ class JudgeResult:
     @property
     def ok(self) -> bool:
         return self.status is JudgeStatus.OK
-
-    def to_score(self, repeat: int = 0, *, critical: bool = False) -> Score | None:
-        """A scores.jsonl record, or None for a judge error (it must not count as 0)."""
-        if not self.ok or self.score is None:
-            return None
-        return Score(
-            prompt_id=self.prompt_id,
-            category=self.category,
-            score=self.score,
-            repeat=repeat,
-            critical=critical,
-            components=dict(self.components),
-        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
