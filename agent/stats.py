@@ -1,25 +1,24 @@
-"""Statistics the verdict is built from. Pure functions; randomness is seeded by the caller.
+"""Statistics the verdict is built from. Pure functions, no hidden randomness.
 
-The noise model (docs/verdicts.md) splits a category's baseline noise into three parts, all in
-score units:
+The unit of randomisation of a fine-tuning comparison is the training run: a seed moves the
+whole model, so every prompt of one run shares that run's luck. The noise model therefore
+measures, per category, the variance of *one run's category mean* across runs of the same
+recipe (the baseline seeds, plus every other configuration the session trained more than once:
+a candidate and its confirmation, a probe and its replay). It has the degrees of freedom those
+runs really give: (seeds - 1) + sum(runs of each replicated configuration - 1), whatever the
+number of categories or prompts. Tests on a probe-minus-baseline difference are Student t
+tests with those degrees of freedom, so few seeds widen the interval instead of hiding.
 
-- eval noise: how much one prompt's score moves between evaluations of the *same* trained
-  model (measured from `eval_repeats` > 1; `repeat_sd`);
-- per-prompt training noise: how much one prompt's (repeat-averaged) score moves between
-  training seeds beyond the eval noise (`prompt_sd` holds both together);
-- the seed component: a shift of the whole category between training seeds, shared by all
-  its prompts (`seed_component_sd`). A bootstrap over prompts cannot see it, so the verdict
-  adds it to the interval explicitly.
-
-The minimum detectable effect (MDE) and the power table are computed from these parts for the
-session's decision procedure: a candidate (one run, level `alpha`) that is then confirmed by a
-replay (both runs pooled, level `confirm_alpha`).
+The same spread is also split into parts (eval-repeat noise, per-prompt training noise, the
+whole-category seed shift) only to answer "what if" questions: how many prompts, eval repeats
+or seeds would bring the minimum detectable effect (MDE) down. docs/verdicts.md has the
+reasoning and the measured error rates.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -29,42 +28,59 @@ import numpy as np
 
 from probes.spec import Score
 
-#: Two-sided level of a candidate's interval: its lower bound is a one-sided 5% test.
-CANDIDATE_CONFIDENCE = 0.90
-#: Two-sided level of the pooled interval a confirmation (keep) must clear: one-sided 0.5%.
-#: Stricter than the candidate's because a session makes several comparisons against one
-#: shared baseline, and the replay shares that baseline with the candidate (so it is far from
-#: an independent second test); see docs/verdicts.md for the measured false-keep rates.
-CONFIRM_CONFIDENCE = 0.99
-#: Two-sided level of the guards' family: non-inferiority at one-sided 5%, Holm across guards.
-GUARD_CONFIDENCE = 0.90
-#: Default one-sided levels derived from the two above.
-ALPHA = (1.0 - CANDIDATE_CONFIDENCE) / 2
-CONFIRM_ALPHA = (1.0 - CONFIRM_CONFIDENCE) / 2
+#: One-sided level of a candidate's target test (one run against the baseline).
+SCREEN_ALPHA = 0.05
+#: The session's guarantee: the chance that it keeps at least one change that does nothing.
+SESSION_ALPHA = 0.05
+#: One-sided level of each guard's non-inferiority test. Not corrected for the number of
+#: guards: keeping needs every guard to pass, which is already a level-5% test of "every guard
+#: is non-inferior" (intersection-union); the number of guards costs power, not error.
+GUARD_ALPHA = 0.05
+#: Family-wise level (Holm across guards) of the claim "this guard regressed".
+REGRESS_ALPHA = 0.05
+#: One-sided level of the test for new critical failures.
+CRITICAL_ALPHA = 0.05
+#: The power every "detectable" figure refers to.
+POWER = 0.8
+#: The power gate: a target MDE above this multiple of min_improvement is underpowered.
+MDE_GATE_RATIO = 2.0
 
-_NORMAL = statistics.NormalDist()
+
+# ---- the t distribution (scipy is imported only when a test is computed) -------------------
 
 
-def z_quantile(p: float) -> float:
-    """The standard normal quantile of p (0 < p < 1)."""
-    return _NORMAL.inv_cdf(p)
+def t_sf(x: float, dof: float) -> float:
+    """P(T > x) for Student's t with `dof` degrees of freedom (normal when dof is inf)."""
+    from scipy.special import ndtr, stdtr
+
+    if math.isinf(x):
+        return 0.0 if x > 0 else 1.0
+    if not math.isfinite(dof):
+        return float(ndtr(-x))
+    return float(stdtr(dof, -x))
+
+
+def t_quantile(p: float, dof: float) -> float:
+    """The p-quantile of Student's t with `dof` degrees of freedom."""
+    from scipy.special import ndtri, stdtrit
+
+    if not math.isfinite(dof):
+        return float(ndtri(p))
+    return float(stdtrit(dof, p))
+
+
+def c4(dof: float) -> float:
+    """E[s] / sigma for a sample SD with `dof` degrees of freedom (normal data)."""
+    if not math.isfinite(dof) or dof > 300:
+        return 1.0
+    if dof <= 0:
+        return 1.0
+    return math.exp(
+        0.5 * math.log(2.0 / dof) + math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2)
+    )
 
 
 # ---- per-prompt summaries ----------------------------------------------------------------------
-
-
-def prompt_means(runs: Sequence[Sequence[Score]]) -> dict[tuple[str, str], float]:
-    """(category, prompt_id) -> mean over runs of each run's repeat-mean.
-
-    Averaging repeats inside a run first weighs every run equally even when runs were
-    evaluated a different number of times (a baseline with 3 repeats vs a probe with 1).
-    """
-    per_run = [run_prompt_means(run) for run in runs]
-    acc: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for means in per_run:
-        for key, value in means.items():
-            acc[key].append(value)
-    return {k: sum(v) / len(v) for k, v in acc.items()}
 
 
 def run_prompt_means(run: Sequence[Score]) -> dict[tuple[str, str], float]:
@@ -78,9 +94,17 @@ def run_prompt_means(run: Sequence[Score]) -> dict[tuple[str, str], float]:
     return {k: v / count[k] for k, v in total.items()}
 
 
-def category_means(runs: Sequence[Sequence[Score]]) -> dict[str, float]:
-    """category -> mean over its prompts of the per-prompt means."""
-    return means_by_category(prompt_means(runs))
+def prompt_means(runs: Sequence[Sequence[Score]]) -> dict[tuple[str, str], float]:
+    """(category, prompt_id) -> mean over runs of each run's repeat-mean.
+
+    Averaging repeats inside a run first weighs every run equally even when runs were
+    evaluated a different number of times.
+    """
+    acc: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for run in runs:
+        for key, value in run_prompt_means(run).items():
+            acc[key].append(value)
+    return {k: sum(v) / len(v) for k, v in acc.items()}
 
 
 def means_by_category(prompt_level: dict[tuple[str, str], float]) -> dict[str, float]:
@@ -89,6 +113,18 @@ def means_by_category(prompt_level: dict[tuple[str, str], float]) -> dict[str, f
     for (category, _pid), mean in prompt_level.items():
         acc[category].append(mean)
     return {c: sum(v) / len(v) for c, v in acc.items()}
+
+
+def category_means(runs: Sequence[Sequence[Score]]) -> dict[str, float]:
+    """category -> mean over its prompts of the per-prompt means."""
+    return means_by_category(prompt_means(runs))
+
+
+def run_category_mean(
+    means: dict[tuple[str, str], float], category: str, prompts: Sequence[str]
+) -> float:
+    """One run's mean over `prompts` of `category` (all of them must be present)."""
+    return float(np.mean([means[(category, p)] for p in prompts]))
 
 
 def repeats_of(run: Sequence[Score]) -> int:
@@ -109,8 +145,8 @@ def critical_prompts(
     """category -> prompts that failed critically in this run.
 
     A prompt counts when more than half of its eval repeats are critical: a flag set by the
-    evaluator, or a score past `critical_below`. The majority keeps a single judge glitch (an
-    unparsable judge answer scored 0) from counting as a model failure once there are repeats.
+    evaluator, or a score past `critical_below`. The majority keeps a single judge glitch from
+    counting as a model failure once there are repeats.
     """
     wanted = set(categories)
     flags: dict[tuple[str, str], list[bool]] = defaultdict(list)
@@ -127,89 +163,6 @@ def critical_prompts(
         if 2 * sum(f) > len(f):
             out[category] += 1
     return out
-
-
-# ---- bootstrap and tests -----------------------------------------------------------------------
-
-
-def bootstrap_means(
-    diffs: Sequence[float] | np.ndarray,
-    *,
-    samples: int = 2000,
-    seed: int = 0,
-    extra_sd: float = 0.0,
-    extra_dof: float = math.inf,
-    clusters: Sequence[str] | None = None,
-) -> np.ndarray:
-    """Bootstrap replicates of the mean of per-prompt paired differences (resampling prompts).
-
-    Replicate deviations are scaled by sqrt(n / (n - 1)) so their spread estimates the
-    unbiased standard error (the plain percentile bootstrap is too narrow with 10-30 prompts).
-    `extra_sd` adds an independent term to every replicate: noise shared by all prompts (the
-    training-seed component), which resampling prompts cannot reproduce. It is normal, or a
-    Student t with `extra_dof` degrees of freedom when `extra_sd` was itself estimated from few
-    seeds (the t's heavier tails are the price of not knowing it well).
-
-    `clusters` (one label per diff) resamples whole clusters instead of prompts — prompts that
-    ask the same thing twice are not independent evidence — and each replicate is the mean
-    over the prompts of the drawn clusters, so the point estimate stays the prompt mean.
-    """
-    d = np.asarray(diffs, dtype=float)
-    n = d.size
-    rng = np.random.default_rng(seed)
-    if n == 0:
-        return np.zeros(samples)
-    mean = float(d.mean())
-    labels = sorted(set(clusters)) if clusters is not None else []
-    if clusters is not None and len(labels) < n:
-        index = {label: i for i, label in enumerate(labels)}
-        which = np.array([index[c] for c in clusters])
-        sums = np.bincount(which, weights=d, minlength=len(labels))
-        counts = np.bincount(which, minlength=len(labels)).astype(float)
-        g = len(labels)
-        if g == 1:
-            reps = np.full(samples, mean)
-        else:
-            idx = rng.integers(0, g, size=(samples, g))
-            reps = sums[idx].sum(axis=1) / counts[idx].sum(axis=1)
-            reps = mean + (reps - mean) * math.sqrt(g / (g - 1))
-    elif n == 1:
-        reps = np.full(samples, mean)
-    else:
-        idx = rng.integers(0, n, size=(samples, n))
-        reps = d[idx].mean(axis=1)
-        reps = mean + (reps - mean) * math.sqrt(n / (n - 1))
-    if extra_sd > 0:
-        if math.isfinite(extra_dof) and extra_dof > 0:
-            reps = reps + extra_sd * rng.standard_t(extra_dof, size=samples)
-        else:
-            reps = reps + rng.normal(0.0, extra_sd, size=samples)
-    return reps
-
-
-def percentile_interval(replicates: np.ndarray, alpha_one_sided: float) -> tuple[float, float]:
-    """The (alpha, 1 - alpha) percentiles of bootstrap replicates: a two-sided 1-2*alpha CI."""
-    lo, hi = np.quantile(replicates, [alpha_one_sided, 1.0 - alpha_one_sided])
-    return float(lo), float(hi)
-
-
-def p_at_most(replicates: np.ndarray, threshold: float) -> float:
-    """One-sided bootstrap p-value of H0 "the true mean is <= threshold".
-
-    It is consistent with `percentile_interval`: p < alpha exactly when the interval's lower
-    bound at that alpha is above the threshold (up to the +1 that keeps p > 0).
-    """
-    b = replicates.size
-    return float((1 + np.count_nonzero(replicates <= threshold)) / (b + 1))
-
-
-def paired_bootstrap_ci(
-    diffs: Sequence[float], *, alpha: float = 0.10, samples: int = 2000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval (two-sided, level 1-alpha) of the mean of paired diffs."""
-    if not diffs:
-        return (0.0, 0.0)
-    return percentile_interval(bootstrap_means(diffs, samples=samples, seed=seed), alpha / 2)
 
 
 def holm(p_values: Sequence[float], alpha: float) -> list[tuple[bool, float]]:
@@ -231,90 +184,134 @@ def holm(p_values: Sequence[float], alpha: float) -> list[tuple[bool, float]]:
     return out
 
 
-def holm_alpha(m: int, alpha: float) -> float:
-    """The most conservative Holm step for m tests (alpha / m); alpha when m <= 1."""
-    return alpha / m if m > 1 else alpha
+# ---- session-level error control ---------------------------------------------------------------
 
 
-def poisson_sf(k: int, lam: float) -> float:
-    """P(X >= k) for X ~ Poisson(lam)."""
-    if k <= 0:
-        return 1.0
-    if lam <= 0:
+def max_confirmations(budget_runs: int | None, baseline_seeds: int) -> int | None:
+    """How many confirmations a run budget can pay for (each needs a probe and its run);
+    None for a wall-clock budget (no bound known in advance)."""
+    if budget_runs is None:
+        return None
+    return max(1, (budget_runs - baseline_seeds) // 2)
+
+
+def confirmation_alpha(
+    index: int, max_count: int | None, session_alpha: float = SESSION_ALPHA
+) -> float:
+    """The one-sided level of the session's `index`-th confirmation (1-based).
+
+    Alpha spending: the j-th confirmation gets session_alpha / 2^j, and when the budget caps
+    the number of confirmations at M, the M-th also gets what the geometric tail would have
+    left (so M = 1 spends all of it, M = 2 gives 2.5% each). Every keep needs its confirmation
+    to pass, so P(keep any change that does nothing) <= sum of the levels <= session_alpha,
+    however many probes the budget allows and whatever their dependence (Bonferroni).
+    """
+    if index < 1:
+        raise ValueError("confirmations are counted from 1")
+    if max_count is not None and index > max_count:
         return 0.0
-    term = math.exp(-lam)
-    cdf = term
-    for i in range(1, k):
-        term *= lam / i
-        cdf += term
-    return max(0.0, 1.0 - cdf)
+    level = session_alpha / 2**index
+    if max_count is not None and index == max_count:
+        level *= 2
+    return level
 
 
 # ---- noise model -------------------------------------------------------------------------------
 
 
+def _sample_var(values: Sequence[float]) -> float:
+    n = len(values)
+    if n < 2:
+        return 0.0
+    mean = sum(values) / n
+    return sum((v - mean) ** 2 for v in values) / (n - 1)
+
+
 @dataclass(frozen=True)
 class NoiseModel:
-    """Baseline noise per category, measured from `seeds` training seeds x `repeats` evals.
+    """Run-to-run noise per category, measured from the baseline seeds (and replicated runs).
 
     All spreads are standard deviations in score units. Serializable with to_dict/from_dict
     (the session stores it in its database row).
     """
 
     seed_sd: dict[str, float] = field(default_factory=dict)
-    """SD of the category mean across baseline seeds (everything a seed change does)."""
-    prompt_sd: dict[str, float] = field(default_factory=dict)
-    """Pooled SD of one prompt's repeat-averaged score across seeds (training + eval noise)."""
+    """SD of one run's category mean between runs of one configuration: everything a seed
+    change does (whole-model shift, per-prompt training noise, eval noise). Pooled over the
+    baseline seeds and any replicated configuration; the verdict's t tests use it."""
+    dof: dict[str, float] = field(default_factory=dict)
+    """Degrees of freedom of seed_sd: (seeds - 1) + sum(replicate runs - 1)."""
     n_prompts: dict[str, int] = field(default_factory=dict)
     seeds: int = 0
+    """Baseline runs the model was measured from."""
     repeats: int = 1
     """Eval repeats per prompt in the baseline runs."""
+    prompt_sd: dict[str, float] = field(default_factory=dict)
+    """Pooled SD of one prompt's repeat-averaged score across baseline seeds."""
     repeat_sd: dict[str, float] = field(default_factory=dict)
-    """Pooled SD of one prompt's score between eval repeats of one model (only when
-    repeats > 1; absent otherwise)."""
+    """Pooled SD of one prompt's score between eval repeats of one model (repeats > 1 only)."""
     seed_component_sd: dict[str, float] = field(default_factory=dict)
-    """SD of the shift of the whole category between seeds, beyond per-prompt noise (pooled
-    over categories; see build_noise_model)."""
-    seed_component_dof: float = 0.0
-    """Degrees of freedom of the seed component estimate (categories x (seeds - 1))."""
+    """SD of the shift of the whole category between seeds, beyond per-prompt noise (this
+    category's own estimate, truncated at 0; used only for "what if" questions)."""
     baseline_mean: dict[str, float] = field(default_factory=dict)
     critical_per_run: dict[str, float] = field(default_factory=dict)
-    """Mean critically failing prompts per baseline run."""
+    """Mean critically failing prompts per baseline run, per category."""
+    critical_mean: float = 0.0
+    """Mean critically failing prompts per baseline run, all judged categories together."""
+    critical_sd: float = 0.0
+    """SD of that count between runs of one configuration (pooled like seed_sd)."""
+    replicate_runs: int = 0
+    """Runs of replicated non-baseline configurations pooled into the model."""
 
     def seed_spread(self, category: str) -> float:
-        """The seed-to-seed SD of the category mean: what a seed change alone moves it by."""
+        """The run-to-run SD of the category mean: what a seed change alone moves it by."""
         return self.seed_sd.get(category, 0.0)
+
+    def dof_of(self, category: str) -> float:
+        """Degrees of freedom of the category's spread (at least 1)."""
+        return max(1.0, self.dof.get(category, max(1, self.seeds - 1)))
 
     def eval_spread_measured(self, category: str) -> bool:
         """Whether eval-repeat noise was measured separately (baseline repeats > 1)."""
         return category in self.repeat_sd
 
-    def _components(self, category: str) -> tuple[float, float, float]:
-        """(per-prompt training variance, eval variance per evaluation, seed component var).
+    def critical_dof(self) -> float:
+        return max(1.0, float(self.seeds - 1 + self.replicate_runs))
 
-        Without repeats the eval share cannot be separated; it is then treated as all eval
-        noise, which makes predictions for more repeats optimistic (flagged where shown).
-        """
-        w = self.prompt_sd.get(category, 0.0) ** 2  # at the baseline's repeats
+    def _parts(self, category: str) -> tuple[float, float, float]:
+        """(seed shift var, per-prompt training var, eval var per evaluation)."""
+        w = self.prompt_sd.get(category, 0.0) ** 2
         r = max(1, self.repeats)
         if category in self.repeat_sd:
             e = self.repeat_sd[category] ** 2
             u = max(0.0, w - e / r)
         else:
-            e, u = w * r, 0.0
+            e, u = w * r, 0.0  # not separable: counted as eval noise (optimistic for repeats)
         t = self.seed_component_sd.get(category, 0.0) ** 2
-        return u, e, t
+        return t, u, e
 
     def run_variance(
         self, category: str, *, repeats: int | None = None, prompts: int | None = None
     ) -> float:
-        """Variance of one run's category mean (per-prompt noise over prompts + seed part)."""
-        u, e, t = self._components(category)
-        r = repeats or self.repeats or 1
-        n = prompts or self.n_prompts.get(category, 0)
-        if n <= 0:
+        """Variance of one run's category mean, optionally with other prompts or repeats.
+
+        At the measured setup it is seed_sd²; a "what if" scales it by the ratio of the
+        decomposed variance at the new setup to the one at the measured setup.
+        """
+        n0 = self.n_prompts.get(category, 0)
+        if n0 <= 0:
             return math.inf
-        return (u + e / r) / n + t
+        measured = self.seed_spread(category) ** 2
+        if repeats is None and prompts is None:
+            return measured
+        t, u, e = self._parts(category)
+        r0, n = max(1, self.repeats), prompts or n0
+        r = repeats or r0
+        now = t + (u + e / r0) / n0
+        then = t + (u + e / r) / n
+        if now <= 0:
+            return measured
+        return measured * then / now
 
     def diff_sd(
         self,
@@ -327,257 +324,312 @@ class NoiseModel:
     ) -> float:
         """SD of (mean of `probe_runs` probe runs) - (mean of `seeds` baseline seeds)."""
         s = seeds or self.seeds or 1
-        a = self.run_variance(category, repeats=repeats, prompts=prompts)
-        return math.sqrt(a * (1.0 / probe_runs + 1.0 / s))
-
-    def seed_noise_of_diff(self, category: str, probe_runs: int, seeds: int | None = None) -> float:
-        """SD the training-seed component adds to a probe-minus-baseline difference."""
-        s = seeds or self.seeds or 1
-        t = self.seed_component_sd.get(category, 0.0) ** 2
-        return math.sqrt(t * (1.0 / max(1, probe_runs) + 1.0 / s))
-
-    def noise_floor(self, category: str, probe_runs: int, seeds: int | None = None) -> float:
-        """What a seed change alone moves the difference by: the seed-to-seed SD of the
-        category mean, carried over to (mean of probe runs) - (mean of baseline seeds)."""
-        s = seeds or self.seeds or 1
-        return self.seed_spread(category) * math.sqrt(1.0 / max(1, probe_runs) + 1.0 / s)
+        v = self.run_variance(category, repeats=repeats, prompts=prompts)
+        return math.sqrt(v * (1.0 / probe_runs + 1.0 / s))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> NoiseModel:
-        known = {f for f in cls.__dataclass_fields__}
+        """Inverse of to_dict; a model stored by an older version (pooled seed component, no
+        per-category dof) is read with the baseline's seeds - 1 degrees of freedom."""
+        known = set(cls.__dataclass_fields__)
         values = {k: v for k, v in data.items() if k in known}
-        for key in ("n_prompts",):
-            if key in values:
-                values[key] = {c: int(v) for c, v in values[key].items()}
+        if "n_prompts" in values:
+            values["n_prompts"] = {c: int(v) for c, v in values["n_prompts"].items()}
+        if "dof" not in values:
+            s = int(values.get("seeds", 2))
+            values["dof"] = dict.fromkeys(values.get("seed_sd", {}), float(max(1, s - 1)))
         return cls(**values)
 
 
-def _sample_var(values: Sequence[float]) -> float:
-    # statistics.variance is exact but slow (Fractions); float precision is plenty here.
-    n = len(values)
-    if n < 2:
-        return 0.0
-    mean = sum(values) / n
-    return sum((v - mean) ** 2 for v in values) / (n - 1)
-
-
 def build_noise_model(
-    baseline_runs: Sequence[Sequence[Score]], objective: Any = None
+    baseline_runs: Sequence[Sequence[Score]],
+    objective: Any = None,
+    *,
+    replicates: Sequence[Sequence[Sequence[Score]]] = (),
 ) -> NoiseModel:
-    """Measure the baseline's noise per category from its seeds and eval repeats.
+    """Measure run-to-run noise per category from the baseline seeds.
 
-    `objective` (an agent.campaign.Objective, optional) supplies `critical_below` and the
-    score direction for counting critical failures.
+    `replicates` are groups of runs of one non-baseline configuration each (a candidate and
+    its confirmation, a probe and its replay): their spread around their own mean adds
+    (runs - 1) degrees of freedom, assuming a change does not change the noise. `objective`
+    (an agent.campaign.Objective, optional) supplies the judged categories, `critical_below`
+    and the score direction for counting critical failures.
     """
     runs = [list(r) for r in baseline_runs if r]
     per_run = [run_prompt_means(run) for run in runs]
     categories = sorted({c for m in per_run for (c, _p) in m})
     repeats = max((repeats_of(r) for r in runs), default=1) or 1
+    judged = list(getattr(objective, "categories", categories))
     critical_below = getattr(objective, "critical_below", None)
     higher = getattr(objective, "higher_is_better", True)
-    crit_runs = [
-        critical_prompts(run, categories, critical_below, higher_is_better=higher) for run in runs
-    ]
 
-    # Within-run variance between eval repeats, pooled over prompts and runs.
-    within: dict[str, list[tuple[float, int]]] = defaultdict(list)
-    for run in runs:
-        acc: dict[tuple[str, str], list[float]] = defaultdict(list)
-        for s in run:
-            acc[(s.category, s.prompt_id)].append(s.score)
-        for (c, _p), vals in acc.items():
-            if len(vals) >= 2:
-                within[c].append((_sample_var(vals), len(vals) - 1))
+    def crit_total(run: Sequence[Score]) -> int:
+        counts = critical_prompts(run, judged, critical_below, higher_is_better=higher)
+        return sum(counts.values())
+
+    groups = [[list(r) for r in g if r] for g in replicates]
+    groups = [g for g in groups if len(g) >= 2]
+    group_means = [[run_prompt_means(r) for r in g] for g in groups]
 
     seed_sd: dict[str, float] = {}
-    prompt_sd: dict[str, float] = {}
+    dof: dict[str, float] = {}
     n_prompts: dict[str, int] = {}
+    prompt_sd: dict[str, float] = {}
     repeat_sd: dict[str, float] = {}
-    excess: dict[str, float] = {}
+    component: dict[str, float] = {}
     base_mean: dict[str, float] = {}
+    crit_cat: dict[str, float] = {}
     for c in categories:
-        pids = sorted({p for m in per_run for (cc, p) in m if cc == c})
-        n = len(pids)
-        n_prompts[c] = n
-        run_means = [
-            statistics.fmean([m[(c, p)] for p in pids if (c, p) in m])
-            for m in per_run
-            if any((c, p) in m for p in pids)
-        ]
-        v_seed = _sample_var(run_means)
-        seed_sd[c] = math.sqrt(v_seed)
-        base_mean[c] = statistics.fmean(run_means) if run_means else 0.0
-        per_prompt_vars = [_sample_var([m[(c, p)] for m in per_run if (c, p) in m]) for p in pids]
-        w = statistics.fmean(per_prompt_vars) if per_prompt_vars else 0.0
+        # Prompts every baseline run scored: run means over one prompt set are comparable.
+        pids = sorted(set.intersection(*[{p for (cc, p) in m if cc == c} for m in per_run]))
+        n_prompts[c] = len(pids)
+        if not pids:
+            seed_sd[c], dof[c], base_mean[c] = 0.0, 0.0, 0.0
+            continue
+        run_means = [run_category_mean(m, c, pids) for m in per_run]
+        ss = _sample_var(run_means) * (len(run_means) - 1)
+        df = float(len(run_means) - 1)
+        for gm in group_means:
+            shared = sorted(set.intersection(*[{p for (cc, p) in m if cc == c} for m in gm]))
+            if not shared:
+                continue
+            means = [run_category_mean(m, c, shared) for m in gm]
+            ss += _sample_var(means) * (len(means) - 1)
+            df += len(means) - 1
+        seed_sd[c] = math.sqrt(ss / df) if df > 0 else 0.0
+        dof[c] = df
+        base_mean[c] = float(np.mean(run_means))
+        per_prompt = [_sample_var([m[(c, p)] for m in per_run]) for p in pids]
+        w = float(np.mean(per_prompt)) if per_prompt else 0.0
         prompt_sd[c] = math.sqrt(w)
-        # The seed component is the part of the category-mean variance across seeds that the
-        # per-prompt variance does not explain (the average cross-prompt covariance).
-        if n and len(run_means) >= 2:
-            excess[c] = v_seed - w / n
-        if within.get(c):
-            dof = sum(d for _v, d in within[c])
-            repeat_sd[c] = math.sqrt(sum(v * d for v, d in within[c]) / dof)
-    # With 2-3 seeds, one category's excess has 1-2 degrees of freedom: truncated at zero it
-    # is mostly noise and biased upwards (about 4x the true variance on average in a world
-    # with a small seed shift). Seeds shift a model as a whole, so the excess is pooled over
-    # all categories (C x (S-1) degrees of freedom) before truncating. Categories whose own
-    # shift is far larger than the others' are under-covered; docs/verdicts.md discusses it.
-    pooled = math.sqrt(max(0.0, statistics.fmean(excess.values()))) if excess else 0.0
-    component = dict.fromkeys(categories, pooled)
-    critical = {
-        c: (statistics.fmean([cr[c] for cr in crit_runs]) if crit_runs else 0.0) for c in categories
-    }
+        # This category's own seed shift: the category-mean variance that per-prompt noise
+        # does not explain (the average cross-prompt covariance), truncated at zero.
+        component[c] = math.sqrt(max(0.0, _sample_var(run_means) - w / len(pids)))
+        within = []
+        for run in runs:
+            acc: dict[str, list[float]] = defaultdict(list)
+            for s in run:
+                if s.category == c:
+                    acc[s.prompt_id].append(s.score)
+            within += [(_sample_var(v), len(v) - 1) for v in acc.values() if len(v) >= 2]
+        if within:
+            total_dof = sum(d for _v, d in within)
+            repeat_sd[c] = math.sqrt(sum(v * d for v, d in within) / total_dof)
+    for c in judged:
+        vals = [critical_prompts(r, [c], critical_below, higher_is_better=higher)[c] for r in runs]
+        crit_cat[c] = float(np.mean(vals)) if vals else 0.0
+    crit = [crit_total(r) for r in runs]
+    crit_ss = _sample_var(crit) * (len(crit) - 1)
+    crit_df = len(crit) - 1
+    for g in groups:
+        counts = [crit_total(r) for r in g]
+        crit_ss += _sample_var(counts) * (len(counts) - 1)
+        crit_df += len(counts) - 1
     return NoiseModel(
         seed_sd=seed_sd,
-        prompt_sd=prompt_sd,
+        dof=dof,
         n_prompts=n_prompts,
         seeds=len(runs),
         repeats=repeats,
+        prompt_sd=prompt_sd,
         repeat_sd=repeat_sd,
         seed_component_sd=component,
-        seed_component_dof=float(len(excess) * (len(runs) - 1)),
         baseline_mean=base_mean,
-        critical_per_run=critical,
+        critical_per_run=crit_cat,
+        critical_mean=float(np.mean(crit)) if crit else 0.0,
+        critical_sd=math.sqrt(crit_ss / crit_df) if crit_df > 0 else 0.0,
+        replicate_runs=sum(len(g) - 1 for g in groups),
     )
 
 
-# ---- power -------------------------------------------------------------------------------------
+# ---- one-run-vs-baseline tests ------------------------------------------------------------------
 
 
-def _norm_sf(x: np.ndarray) -> np.ndarray:
-    """Upper tail of the standard normal, vectorized (erfc via numpy, |error| < 1.2e-7)."""
-    z = np.abs(x) / math.sqrt(2.0)
-    t = 1.0 / (1.0 + 0.5 * z)
-    # Numerical Recipes' erfcc (Chebyshev fit).
-    poly = (
-        -z * z
-        - 1.26551223
-        + t
-        * (
-            1.00002368
-            + t
-            * (
-                0.37409196
-                + t
-                * (
-                    0.09678418
-                    + t
-                    * (
-                        -0.18628806
-                        + t
-                        * (
-                            0.27886807
-                            + t
-                            * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))
-                        )
-                    )
-                )
-            )
-        )
+@dataclass(frozen=True)
+class DiffTest:
+    """A probe-minus-baseline difference of one category with its standard error and dof."""
+
+    delta: float
+    se: float
+    dof: float
+
+    def p_above(self, threshold: float) -> float:
+        """One-sided p of H0 "the true difference is <= threshold"."""
+        return t_sf(self._t(threshold), self.dof)
+
+    def p_below(self, threshold: float) -> float:
+        """One-sided p of H0 "the true difference is >= threshold"."""
+        return t_sf(-self._t(threshold), self.dof)
+
+    def interval(self, alpha_one_sided: float) -> tuple[float, float]:
+        """The two-sided 1 - 2*alpha interval."""
+        half = t_quantile(1.0 - alpha_one_sided, self.dof) * self.se
+        return self.delta - half, self.delta + half
+
+    def _t(self, threshold: float) -> float:
+        d = self.delta - threshold
+        if self.se <= 0:
+            return math.copysign(math.inf, d) if d else 0.0
+        return d / self.se
+
+
+# ---- power: simulate the rule ------------------------------------------------------------------
+
+_DRAWS = 20_000
+
+
+def _standard_draws(seed_text: str, dof: float) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(int(hashlib.sha256(seed_text.encode()).hexdigest()[:15], 16))
+    draws = {
+        "z1": rng.standard_normal(_DRAWS),
+        "z2": rng.standard_normal(_DRAWS),
+        "zb": rng.standard_normal(_DRAWS),
+    }
+    draws["q"] = (
+        rng.chisquare(dof, _DRAWS) / dof if math.isfinite(dof) else np.ones(_DRAWS, dtype=float)
     )
-    erfc = t * np.exp(poly)
-    half = 0.5 * erfc
-    return np.where(x >= 0, half, 1.0 - half)
+    return draws
 
 
-def two_stage_pass_probability(
+def keep_probability(
     effect: float,
-    sd_one: float,
-    sd_pooled: float,
     *,
+    sd: float,
+    seeds: int,
+    dof: float,
     threshold: float = 0.0,
-    alpha: float = ALPHA,
-    confirm_alpha: float = CONFIRM_ALPHA,
+    screen_alpha: float = SCREEN_ALPHA,
+    confirm_alpha: float = SESSION_ALPHA / 2,
+    seed_text: str = "",
 ) -> float:
-    """P(a candidate passes at `alpha` on one run AND the pooled pair passes at `confirm_alpha`).
+    """P(the session keeps a change whose true target effect is `effect`), by simulation.
 
-    Normal approximation: D1 ~ N(effect, sd_one^2), D12 ~ N(effect, sd_pooled^2), and since
-    both share the first run and the baseline, Cov(D1, D12) = sd_pooled^2.
+    The rule simulated is the session's: a candidate on one run against the mean of `seeds`
+    baseline runs, a t test at `screen_alpha` above `threshold`; then a confirmation run with
+    a fresh seed, alone against the same baseline (shared: the correlation is modelled), at
+    `confirm_alpha`. The run-to-run SD `sd` is itself estimated (dof `dof`): the spread of that
+    estimate is simulated too. Guards are assumed to pass (their power is reported apart).
     """
-    if sd_one <= 0 or sd_pooled <= 0:
+    if sd <= 0:
         return 1.0 if effect > threshold else 0.0
-    rho = min(0.999999, sd_pooled / sd_one)
-    c1 = z_quantile(1 - alpha) - (effect - threshold) / sd_one
-    c2 = z_quantile(1 - confirm_alpha) - (effect - threshold) / sd_pooled
-    z = np.linspace(c1, max(c1, 0.0) + 9.0, 1201)
-    dens = np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    cond = _norm_sf((c2 - rho * z) / math.sqrt(1 - rho * rho))
-    return float(np.trapezoid(dens * cond, z))
+    d = _standard_draws(f"{seed_text}:{seeds}:{dof}", dof)
+    return float(
+        _pass_mask(
+            (effect - threshold) / sd,
+            d,
+            seeds=seeds,
+            dof=dof,
+            screen_alpha=screen_alpha,
+            confirm_alpha=confirm_alpha,
+        ).mean()
+    )
+
+
+def _pass_mask(
+    shift: float,
+    d: dict[str, np.ndarray],
+    *,
+    seeds: int,
+    dof: float,
+    screen_alpha: float,
+    confirm_alpha: float,
+) -> np.ndarray:
+    if confirm_alpha <= 0:
+        return np.zeros(d["q"].shape, dtype=bool)
+    c1 = t_quantile(1.0 - screen_alpha, dof)
+    c2 = t_quantile(1.0 - confirm_alpha, dof)
+    se = np.sqrt(d["q"]) * math.sqrt(1.0 + 1.0 / seeds)
+    zb = d["zb"] / math.sqrt(seeds)
+    # Both tests pass when the standardized shift clears each statistic's threshold: the
+    # smallest passing shift per draw, so one pass over the draws answers every shift.
+    need = np.maximum(c1 * se - d["z1"] + zb, c2 * se - d["z2"] + zb)
+    return shift > need
+
+
+def _needed_shifts(d: dict[str, np.ndarray], **kw: Any) -> np.ndarray:
+    """Per draw, the smallest standardized effect the rule keeps (sorted)."""
+    if kw["confirm_alpha"] <= 0:
+        return np.full(d["q"].shape, np.inf)
+    c1 = t_quantile(1.0 - kw["screen_alpha"], kw["dof"])
+    c2 = t_quantile(1.0 - kw["confirm_alpha"], kw["dof"])
+    se = np.sqrt(d["q"]) * math.sqrt(1.0 + 1.0 / kw["seeds"])
+    zb = d["zb"] / math.sqrt(kw["seeds"])
+    return np.sort(np.maximum(c1 * se - d["z1"] + zb, c2 * se - d["z2"] + zb))
 
 
 def minimum_detectable_effect(
     noise: NoiseModel,
     category: str,
     *,
-    power: float = 0.8,
-    alpha: float = ALPHA,
-    confirm_alpha: float = CONFIRM_ALPHA,
+    threshold: float = 0.0,
+    power: float = POWER,
+    screen_alpha: float = SCREEN_ALPHA,
+    confirm_alpha: float = SESSION_ALPHA / 2,
     repeats: int | None = None,
     prompts: int | None = None,
     seeds: int | None = None,
-    confirmation: bool = True,
 ) -> float:
-    """The smallest true improvement kept with probability `power` (default 80%).
+    """The smallest true improvement the session keeps with probability `power`.
 
-    For the session's procedure by default: a candidate on one run at one-sided `alpha`,
-    confirmed by a replay with both runs pooled at `confirm_alpha`. `confirmation=False`
-    gives the single-run test alone. `repeats`, `prompts` and `seeds` override the baseline's
-    (eval repeats per prompt, prompts in the category, baseline seeds) to ask "what if".
-    Returns inf when the category has no prompts.
+    Found by simulating the rule (`keep_probability`): per draw, the smallest effect that
+    passes both tests; the MDE is their `power` quantile. `threshold`
+    is min_improvement (the test is against it, so the MDE is always above it). The measured
+    SD is de-biased (s / c4) so that the MDE is right on average over baselines. `repeats`,
+    `prompts` and `seeds` ask "what if" (more seeds also add degrees of freedom). inf when the
+    category has no prompts or the level is 0.
     """
-    kw: dict[str, Any] = {"repeats": repeats, "prompts": prompts, "seeds": seeds}
-    sd1 = noise.diff_sd(category, probe_runs=1, **kw)
-    if not math.isfinite(sd1):
+    if noise.n_prompts.get(category, 0) <= 0 or confirm_alpha <= 0:
         return math.inf
-    if not confirmation:
-        return (z_quantile(1 - alpha) + z_quantile(power)) * sd1
-    sd2 = noise.diff_sd(category, probe_runs=2, **kw)
-    if sd1 == 0:
-        return 0.0
-    lo, hi = 0.0, (z_quantile(1 - min(alpha, confirm_alpha)) + z_quantile(power) + 3) * sd1
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        p = two_stage_pass_probability(mid, sd1, sd2, alpha=alpha, confirm_alpha=confirm_alpha)
-        lo, hi = (lo, mid) if p >= power else (mid, hi)
-    return hi
+    s = seeds or noise.seeds or 2
+    dof = noise.dof_of(category) + (s - noise.seeds if seeds else 0)
+    sd = math.sqrt(noise.run_variance(category, repeats=repeats, prompts=prompts)) / c4(dof)
+    if sd == 0:
+        return threshold
+    # Standard draws from a fixed seed: the result depends on the data alone, and what-ifs
+    # share their draws (common random numbers keep them monotone).
+    d = _standard_draws(f"mde:{s}:{dof}", dof)
+    kw: dict[str, Any] = dict(
+        seeds=s, dof=dof, screen_alpha=screen_alpha, confirm_alpha=confirm_alpha
+    )
+    need = _needed_shifts(d, **kw)
+    hi = float(need[min(need.size - 1, math.ceil(power * need.size) - 1)])
+    if not math.isfinite(hi):
+        return math.inf
+    return threshold + hi * sd
 
 
 def guard_min_tolerance(
     noise: NoiseModel,
     category: str,
     *,
-    power: float = 0.8,
-    alpha: float = ALPHA,
-    guards: int = 1,
+    power: float = POWER,
+    alpha: float = GUARD_ALPHA,
     repeats: int | None = None,
     prompts: int | None = None,
     seeds: int | None = None,
 ) -> float:
     """The smallest tolerance at which an unchanged guard passes with probability `power`.
 
-    A guard passes when its lower bound stays above -tolerance on the candidate and on the
-    pooled confirmation; with Holm over `guards` guards the strictest level is alpha/guards,
-    used here (conservative).
+    A guard passes when the confirmation run's t test shows it above -tolerance at `alpha`:
+    (tolerance + noise) / se > t_quantile, a noncentral t, solved in closed form (the SD
+    de-biased like the MDE's).
     """
-    kw: dict[str, Any] = {"repeats": repeats, "prompts": prompts, "seeds": seeds}
-    sd1 = noise.diff_sd(category, probe_runs=1, **kw)
-    sd2 = noise.diff_sd(category, probe_runs=2, **kw)
-    if not math.isfinite(sd1):
+    from scipy.special import nctdtrinc
+
+    if noise.n_prompts.get(category, 0) <= 0:
         return math.inf
-    if sd1 == 0:
+    s = seeds or noise.seeds or 2
+    dof = noise.dof_of(category) + (s - noise.seeds if seeds else 0)
+    sd = math.sqrt(noise.run_variance(category, repeats=repeats, prompts=prompts)) / c4(dof)
+    se = sd * math.sqrt(1.0 + 1.0 / s)
+    if se == 0:
         return 0.0
-    level = alpha / max(1, guards)
-    lo, hi = 0.0, (z_quantile(1 - level) + z_quantile(power) + 3) * sd1
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        p = two_stage_pass_probability(
-            0.0, sd1, sd2, threshold=-mid, alpha=level, confirm_alpha=level
-        )
-        lo, hi = (lo, mid) if p >= power else (mid, hi)
-    return hi
+    crit = t_quantile(1.0 - alpha, dof)
+    ncp = float(nctdtrinc(dof, 1.0 - power, crit))
+    return max(0.0, ncp * se)
 
 
 @dataclass(frozen=True)
@@ -588,153 +640,180 @@ class PowerRow:
     prompts: int
     seeds: int
     mde: float
-    """Keep (candidate + confirmation) at 80% power."""
-    mde_single_run: float
-    """One run's test alone (what a session without confirmation would detect)."""
+    """Kept by the whole rule (candidate + confirmation) with 80% probability."""
     measured: bool
-    """False when the baseline had no repeats, so the gain from repeats is an upper bound."""
+    """False when the baseline had no repeats, so the gain from repeats is optimistic."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def power_table(
-    noise: NoiseModel,
-    category: str,
-    repeats: Sequence[int] = (1, 2, 3, 5, 8),
-    *,
-    power: float = 0.8,
-    alpha: float = ALPHA,
-    confirm_alpha: float = CONFIRM_ALPHA,
-    prompts: int | None = None,
-    seeds: int | None = None,
-) -> list[PowerRow]:
-    """MDE of `category` against the number of eval repeats (for `autoresearch power`)."""
-    rows = []
-    for r in repeats:
-        kw: dict[str, Any] = {"repeats": r, "prompts": prompts, "seeds": seeds}
-        rows.append(
-            PowerRow(
-                repeats=r,
-                prompts=prompts or noise.n_prompts.get(category, 0),
-                seeds=seeds or noise.seeds,
-                mde=minimum_detectable_effect(
-                    noise, category, power=power, alpha=alpha, confirm_alpha=confirm_alpha, **kw
-                ),
-                mde_single_run=minimum_detectable_effect(
-                    noise, category, power=power, alpha=alpha, confirmation=False, **kw
-                ),
-                measured=noise.eval_spread_measured(category),
-            )
-        )
-    return rows
-
-
 @dataclass(frozen=True)
 class PowerReport:
-    """What the session prints after the baseline and `autoresearch power` prints."""
+    """What the session prints after the baseline, what the power gate decides on, and what
+    `autoresearch power` prints."""
 
     target: str
     mde: float
+    """The target effect the rule keeps with 80% probability (as the next confirmation)."""
     min_improvement: float
+    confirm_alpha: float
+    """The one-sided level the next confirmation is tested at (session alpha spending)."""
     table: list[PowerRow]
     guard_tolerance_needed: dict[str, float]
-    """guard -> smallest tolerance a flat guard passes with 80% power."""
+    """guard -> smallest tolerance an unchanged guard passes with 80% power."""
+    underpowered: list[str]
+    """Why the session cannot resolve what it asks (empty: it can)."""
     fixes: list[str]
-    """What would bring the MDE down to min_improvement (empty when it already is)."""
+    """What would make it resolvable, each alone."""
     warnings: list[str]
+    session_alpha: float = SESSION_ALPHA
+    """The session's guarantee: P(keeping any change that does nothing) <= this."""
+    max_confirmations: int | None = None
+    """Confirmations the budget can pay for (None: a wall-clock budget, unbounded)."""
+    screen_alpha: float = SCREEN_ALPHA
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["table"] = [r.to_dict() for r in self.table]
         return out
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PowerReport:
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        values["table"] = [PowerRow(**r) for r in values.get("table", [])]
+        return cls(**values)
 
-def _smallest(values: Iterable[int], mde_of: Any, goal: float) -> int | None:
-    for v in values:
-        if mde_of(v) <= goal:
-            return v
-    return None
+
+def _smallest(values: range, ok: Any) -> int | None:
+    """The smallest v in `values` with ok(v), for ok monotone in v (binary search)."""
+    lo, hi = values.start, values.stop - 1
+    if hi < lo or not ok(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if ok(mid) else (mid + 1, hi)
+    return lo
 
 
 def power_report(
-    noise: NoiseModel, objective: Any, *, power: float = 0.8, alpha: float = ALPHA
+    noise: NoiseModel,
+    objective: Any,
+    *,
+    max_confirmations: int | None = None,
+    screen_alpha: float = SCREEN_ALPHA,
+    gate_ratio: float = MDE_GATE_RATIO,
 ) -> PowerReport:
-    """MDE of the target, the table vs repeats, guard tolerances needed, and fixes.
+    """MDE of the target, the table vs repeats, guard tolerances needed, the gate and fixes.
 
     `objective` is an agent.campaign.Objective (target, guards, min_improvement,
-    tolerance_for).
+    tolerance_for); `max_confirmations` is what the budget can pay for (it sets the level of
+    the first confirmation, which the MDE is computed at). The target is underpowered when its MDE exceeds `gate_ratio` x
+    min_improvement (the session would mostly read real gains worth keeping as inconclusive);
+    a guard is underpowered when an unchanged guard fails its tolerance more than 20% of the
+    time (the session would refuse good changes for noise).
     """
     target = objective.target
-    mde = minimum_detectable_effect(noise, target, power=power, alpha=alpha)
-    goal = objective.min_improvement
+    goal = float(objective.min_improvement)
+    confirm_alpha = confirmation_alpha(1, max_confirmations)
     n = noise.n_prompts.get(target, 0)
     r, s = noise.repeats, noise.seeds
+
+    def mde(**kw: Any) -> float:
+        return minimum_detectable_effect(
+            noise,
+            target,
+            threshold=goal,
+            screen_alpha=screen_alpha,
+            confirm_alpha=confirm_alpha,
+            **kw,
+        )
+
+    value = mde()
+    underpowered: list[str] = []
     fixes: list[str] = []
     warnings: list[str] = []
-    if mde > goal and n > 0:
+    optimistic = (
+        ""
+        if noise.eval_spread_measured(target)
+        else " (optimistic: with one eval per prompt, eval noise was not separated from "
+        "training noise)"
+    )
+    limit = gate_ratio * goal
+    if n == 0:
+        underpowered.append(f"target {target} has no scored prompts")
+    elif goal <= 0:
         warnings.append(
-            f"min_improvement {goal:.2f} is below the smallest {target} effect this setup "
-            f"detects at {power:.0%} power ({mde:.2f}): real gains between them will mostly "
-            "read as inconclusive or discard"
+            f"objective.min_improvement is 0: the session keeps any effect it can show, and "
+            f"the smallest it shows with {POWER:.0%} power is {value:.2f}"
         )
-        if goal <= 0:
-            fixes.append(
-                "set objective.min_improvement to the smallest gain worth keeping; no setup "
-                "detects arbitrarily small effects"
-            )
-        else:
-
-            def by_prompts(k: int) -> float:
-                return minimum_detectable_effect(noise, target, power=power, alpha=alpha, prompts=k)
-
-            def by_repeats(k: int) -> float:
-                return minimum_detectable_effect(noise, target, power=power, alpha=alpha, repeats=k)
-
-            def by_seeds(k: int) -> float:
-                return minimum_detectable_effect(noise, target, power=power, alpha=alpha, seeds=k)
-
-            need_n = _smallest(range(n + 1, 20 * n + 1), by_prompts, goal)
-            need_r = _smallest(range(r + 1, 33), by_repeats, goal)
-            need_s = _smallest(range(s + 1, 17), by_seeds, goal)
-            if need_n:
-                fixes.append(f"{need_n} {target} prompts (now {n})")
-            if need_r:
-                note = (
-                    ""
-                    if noise.eval_spread_measured(target)
-                    else (
-                        " (optimistic: the baseline was evaluated once, so eval noise was not "
-                        "separated from training noise)"
-                    )
-                )
-                fixes.append(f"probe.eval_repeats {need_r} (now {r}){note}")
-            if need_s:
-                fixes.append(f"probe.baseline_seeds {need_s} (now {s})")
-            if not fixes:
-                fixes.append(
-                    "no single lever reaches it: the training-seed spread of the probe itself "
-                    "dominates; raise min_improvement or combine more prompts, repeats and seeds"
-                )
+    elif value > limit:
+        underpowered.append(
+            f"target {target}: the smallest effect kept with {POWER:.0%} power is {value:.2f}, "
+            f"above {gate_ratio:g} x min_improvement ({limit:.2f})"
+        )
+        need_n = _smallest(range(n + 1, 20 * n + 1), lambda k: mde(prompts=k) <= limit)
+        need_r = _smallest(range(r + 1, 33), lambda k: mde(repeats=k) <= limit)
+        need_s = _smallest(range(s + 1, 17), lambda k: mde(seeds=k) <= limit)
+        if need_n:
+            fixes.append(f"{need_n} {target} prompts (now {n}){optimistic if r == 1 else ''}")
+        if need_r:
+            fixes.append(f"probe.eval_repeats {need_r} (now {r}){optimistic}")
+        if need_s:
+            fixes.append(f"probe.baseline_seeds {need_s} (now {s})")
+        fixes.append(f"objective.min_improvement {value / gate_ratio:.2f} (now {goal:.2f})")
     guards = list(getattr(objective, "guards", []))
-    needed = {
-        g: guard_min_tolerance(noise, g, power=power, alpha=alpha, guards=len(guards))
-        for g in guards
-        if noise.n_prompts.get(g, 0) > 0
-    }
-    for g, tol in needed.items():
-        if objective.tolerance_for(g) < tol:
-            warnings.append(
-                f"guard {g}: tolerance {objective.tolerance_for(g):.2f} is below {tol:.2f}, the "
-                f"smallest an unchanged {g} passes with {power:.0%} power; expect spurious "
-                f"guard_fail (more {g} prompts or eval repeats, or a wider tolerance)"
-            )
+    needed: dict[str, float] = {}
+    for g in guards:
+        if noise.n_prompts.get(g, 0) <= 0:
+            underpowered.append(f"guard {g} has no scored prompts")
+            continue
+        needed[g] = tol = guard_min_tolerance(noise, g)
+        have = objective.tolerance_for(g)
+        if have >= tol:
+            continue
+        underpowered.append(
+            f"guard {g}: tolerance {have:.2f} is below {tol:.2f}, the smallest an unchanged "
+            f"{g} passes with {POWER:.0%} power (spurious refusals)"
+        )
+        m = noise.n_prompts[g]
+        need_n = _smallest(
+            range(m + 1, 20 * m + 1), lambda k: guard_min_tolerance(noise, g, prompts=k) <= have
+        )
+        need_r = _smallest(
+            range(r + 1, 33), lambda k: guard_min_tolerance(noise, g, repeats=k) <= have
+        )
+        need_s = _smallest(
+            range(s + 1, 17), lambda k: guard_min_tolerance(noise, g, seeds=k) <= have
+        )
+        fix = [f"objective.guard_tolerance {g}: {math.ceil(tol * 100) / 100:.2f}"]
+        if need_n:
+            fix.append(f"{need_n} {g} prompts (now {m})")
+        if need_r:
+            fix.append(f"probe.eval_repeats {need_r}")
+        if need_s:
+            fix.append(f"probe.baseline_seeds {need_s}")
+        fixes.append(" or ".join(fix))
+    table = [
+        PowerRow(
+            repeats=k,
+            prompts=n,
+            seeds=s,
+            mde=mde(repeats=k) if n else math.inf,
+            measured=noise.eval_spread_measured(target),
+        )
+        for k in (1, 2, 3, 5, 8)
+    ]
     return PowerReport(
         target=target,
-        mde=mde,
+        mde=value,
         min_improvement=goal,
-        table=power_table(noise, target, power=power, alpha=alpha),
+        confirm_alpha=confirm_alpha,
+        table=table,
         guard_tolerance_needed=needed,
+        underpowered=underpowered,
         fixes=fixes,
         warnings=warnings,
+        max_confirmations=max_confirmations,
+        screen_alpha=screen_alpha,
     )

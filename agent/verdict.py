@@ -1,28 +1,31 @@
-"""compare(probe, baseline, objective) -> Verdict. Pure: no I/O, no clock, seeded randomness.
+"""compare(probe, baseline, objective) -> Verdict. Pure: no I/O, no clock, no randomness.
 
 The rule (docs/verdicts.md has the reasoning and the measured error rates):
 
-- Per category, per-prompt paired differences probe - baseline, each side averaged over its
-  runs and eval repeats first (prompts are the resampling unit: a cluster bootstrap when there
-  are repeats). Oriented so positive is better.
-- The bootstrap over prompts cannot see the training-seed shift shared by all prompts of a
-  category, so every replicate also gets a normal draw with the seed noise of the difference
-  (the noise model's seed component, times sqrt(1/probe_runs + 1/baseline_seeds)).
-- Target: the lower bound must clear `min_improvement` (one-sided 5% for a candidate; for a
-  keep, both runs pooled at one-sided 1%), and the point estimate must exceed the noise floor
-  (what a seed change alone moves the difference by, from the baseline's seed-to-seed spread).
-- Guards: non-inferiority, one-sided p-value of "dropped by tolerance or more", Holm's
-  step-down procedure across the guards at 5%.
-- Critical failures: a prompt fails critically in a run when most of its repeats do; the probe
-  fails when it has at least one more per run than the baseline and the count is beyond Poisson
-  noise around the baseline's rate (p < 5%).
-- The interval straddling the threshold is `inconclusive`, not a win.
+- Per category, the difference of category means probe - baseline over the prompts both
+  scored (pairing by prompt: prompt difficulty cancels), each run's mean over its eval
+  repeats first, oriented so that positive is better.
+- Its standard error comes from the run-to-run spread of the category mean (the noise
+  model: baseline seeds plus replicated configurations), sqrt(V (1/k + 1/S)) for k probe runs
+  against S baseline seeds, with a Student t on that spread's degrees of freedom. A training
+  seed moves every prompt of a run at once, so the run, not the prompt, is the unit: three
+  seeds give two degrees of freedom however many prompts there are. The per-prompt standard
+  error of the paired differences is a floor (it also carries effect heterogeneity).
+- Screen (one run, or a probe with its replay): the target must clear `min_improvement` at
+  one-sided 5% -> `candidate`. A confirmation is a fresh-seed run judged *alone* (never pooled
+  with the run that was selected for passing) at the session's alpha-spending level for that
+  confirmation; its delta is the effect a keep reports (no winner's curse).
+- Guards: a guard passes when it is shown non-inferior (its lower bound above -tolerance at
+  one-sided 5%); it *regressed* only when its upper bound is below -tolerance (Holm across the
+  guards at 5%). Regressed -> `guard_fail`; not shown safe on the confirmation -> `inconclusive`.
+- Critical failures: a t test on the per-run count of critically failing prompts, with the
+  run-to-run spread of that count (seed variation) and a Poisson floor; `guard_fail` when at
+  least one more per run and p < 5%.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
@@ -32,25 +35,24 @@ import numpy as np
 
 from agent.campaign import Objective
 from agent.stats import (
-    CANDIDATE_CONFIDENCE,
-    CONFIRM_CONFIDENCE,
-    GUARD_CONFIDENCE,
+    CRITICAL_ALPHA,
+    GUARD_ALPHA,
+    REGRESS_ALPHA,
+    SCREEN_ALPHA,
+    SESSION_ALPHA,
+    DiffTest,
     NoiseModel,
     PowerReport,
     PowerRow,
-    bootstrap_means,
     build_noise_model,
     critical_prompts,
     guard_min_tolerance,
     holm,
     means_by_category,
     minimum_detectable_effect,
-    p_at_most,
-    percentile_interval,
-    poisson_sf,
     power_report,
-    power_table,
     prompt_means,
+    run_prompt_means,
 )
 from probes.spec import Score
 
@@ -67,18 +69,17 @@ __all__ = [
     "guard_min_tolerance",
     "minimum_detectable_effect",
     "power_report",
-    "power_table",
 ]
 
 
 class VerdictStatus(str, Enum):
     """What the session concluded about one probe."""
 
-    KEEP = "keep"  # confirmed by a replay with a fresh seed
-    CANDIDATE = "candidate"  # passes, awaiting its confirmation run
-    DISCARD = "discard"  # no improvement beyond the noise (or worse)
-    GUARD_FAIL = "guard_fail"  # a guard regressed beyond tolerance, or new critical failures
-    INCONCLUSIVE = "inconclusive"  # the interval straddles the threshold
+    KEEP = "keep"  # confirmed by a fresh-seed run judged alone
+    CANDIDATE = "candidate"  # passes the screen, awaiting its confirmation run
+    DISCARD = "discard"  # the target is shown not to reach min_improvement
+    GUARD_FAIL = "guard_fail"  # a guard shown to regress, or new critical failures
+    INCONCLUSIVE = "inconclusive"  # the data cannot tell (interval straddles, guard unsafe)
     CRASH = "crash"  # the run failed; no scores
 
 
@@ -101,18 +102,25 @@ class CategoryComparison:
     ci_low: float
     ci_high: float
     threshold: float | None = None  # min_improvement (target) or -tolerance (guard)
-    passed: bool | None = None
+    passed: bool | None = None  # target: cleared threshold; guard: shown non-inferior
     critical_baseline: float = 0.0  # critically failing prompts per run in the baseline
     critical_probe: float = 0.0  # ... per run in the probe (mean over its runs)
-    p_value: float | None = None  # one-sided: H0 "delta <= threshold"
+    p_value: float | None = None  # target: H0 delta <= threshold; guard: H0 delta <= -tol
     level: float | None = None  # one-sided level tested at; the interval is 1 - 2*level
-    noise_floor: float = 0.0  # target: the point estimate must exceed it
-    seed_noise: float = 0.0  # SD added to the interval for the training-seed component
+    se: float = 0.0  # standard error of delta
+    dof: float = math.inf  # degrees of freedom of the t behind se
+    regressed: bool | None = None  # guard: shown below -tolerance (Holm)
+    p_regress: float | None = None  # guard: H0 delta >= -tol
+    p_worse: float | None = None  # H0 delta >= 0: small when the probe is shown worse
+
+    def test(self) -> DiffTest:
+        """The t test behind this comparison, to ask other questions of it."""
+        return DiffTest(self.delta, self.se, self.dof)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of comparing one probe (or a probe and its confirmation) to the baseline."""
+    """The outcome of comparing one probe (or its confirmation) to the baseline."""
 
     status: VerdictStatus
     reason: str
@@ -120,22 +128,26 @@ class Verdict:
     target_delta: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
-    guard_ok: bool | None = None
+    guard_ok: bool | None = None  # every guard shown non-inferior, no regression, no criticals
     worst_guard: str | None = None
     worst_guard_delta: float | None = None
     new_critical: float = 0.0
     categories: tuple[CategoryComparison, ...] = field(default_factory=tuple)
-    runs: int = 1  # probe runs the verdict is based on (2 after confirmation)
+    runs: int = 1  # probe runs the verdict is based on
     confidence: float | None = None  # two-sided level of the target interval
-    failed_guards: tuple[str, ...] = ()  # guards that did not pass (names), worst first
-    critical_p: float | None = None  # Poisson p-value of the probe's critical count
+    failed_guards: tuple[str, ...] = ()  # guards not shown non-inferior, worst first
+    critical_p: float | None = None  # p-value of the probe's critical count
+    regressed_guards: tuple[str, ...] = ()  # guards shown to regress, worst first
+    stage: str = "screen"  # "screen" (candidate test) or "confirm" (keep test)
+    alpha: float | None = None  # one-sided level of the target test
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able data (the session stores it; results.tsv reads from it)."""
         data = asdict(self)
         data["status"] = self.status.value
-        data["categories"] = [asdict(c) for c in self.categories]
+        data["categories"] = [_finite(asdict(c)) for c in self.categories]
         data["failed_guards"] = list(self.failed_guards)
+        data["regressed_guards"] = list(self.regressed_guards)
         return data
 
     @classmethod
@@ -144,9 +156,11 @@ class Verdict:
         data = _known(cls, dict(data))
         data["status"] = VerdictStatus(data["status"])
         data["categories"] = tuple(
-            CategoryComparison(**_known(CategoryComparison, c)) for c in data.get("categories", ())
+            CategoryComparison(**_unfinite(_known(CategoryComparison, c)))
+            for c in data.get("categories", ())
         )
         data["failed_guards"] = tuple(data.get("failed_guards", ()))
+        data["regressed_guards"] = tuple(data.get("regressed_guards", ()))
         return cls(**data)
 
     def category(self, name: str) -> CategoryComparison | None:
@@ -154,14 +168,30 @@ class Verdict:
         return next((c for c in self.categories if c.category == name), None)
 
 
+def _finite(data: dict[str, Any]) -> dict[str, Any]:
+    # JSON has no infinity: an unbounded dof is stored as null.
+    if isinstance(data.get("dof"), float) and math.isinf(data["dof"]):
+        data["dof"] = None
+    return data
+
+
+def _unfinite(data: dict[str, Any]) -> dict[str, Any]:
+    if "dof" in data and data["dof"] is None:
+        data["dof"] = math.inf
+    return data
+
+
 def crash_verdict(objective: Objective, reason: str) -> Verdict:
     """The verdict of a run that produced no usable scores."""
     return Verdict(status=VerdictStatus.CRASH, reason=reason, target=objective.target)
 
 
-def _category_seed(seed: int, category: str) -> int:
-    # Stable per category (not Python's salted hash), so adding a category moves no other.
-    return (seed * 1_000_003 + zlib.crc32(category.encode())) % (2**63)
+def _dof_text(dof: float) -> str:
+    return "normal" if math.isinf(dof) else f"t, {dof:g} dof"
+
+
+def _span(c: CategoryComparison) -> str:
+    return f"{c.delta:+.2f} [{c.ci_low:+.2f}, {c.ci_high:+.2f}]"
 
 
 def compare(
@@ -171,23 +201,21 @@ def compare(
     noise: NoiseModel | None = None,
     *,
     confirmation: bool = False,
-    bootstrap_samples: int = 2000,
-    confidence: float = CANDIDATE_CONFIDENCE,
-    confirm_confidence: float = CONFIRM_CONFIDENCE,
-    guard_confidence: float = GUARD_CONFIDENCE,
-    seed: int = 0,
+    alpha: float | None = None,
     groups: Mapping[str, str] | None = None,
 ) -> Verdict:
     """Judge a probe against its same-step baseline.
 
-    `probe_runs` holds one run, or the candidate and its confirmation replay
-    (`confirmation=True`), in which case a pass is `keep` rather than `candidate`.
-    `confidence` is the two-sided level of a candidate's target interval, `confirm_confidence`
-    that of the pooled target interval a keep must clear, `guard_confidence` that of the guards'
-    family (one-sided tests at half of 1 - it, Holm across guards).
-    `noise` is the session's noise model (built from `baseline_runs` when None).
-    `groups` maps prompt ids to their eval-prompt `group`: the bootstrap resamples groups.
+    `probe_runs` holds the runs of one configuration: one run, a probe and its replay (the
+    screen pools them), or — with `confirmation=True` — the fresh-seed confirmation run alone
+    (the candidate run it confirms must not be passed: it was selected for passing). `alpha` is
+    the one-sided level of the target test: SCREEN_ALPHA by default for a screen, and for a
+    confirmation the session's alpha-spending level (agent.stats.confirmation_alpha).
+    `noise` is the session's noise model (built from `baseline_runs` when None). `groups`
+    (prompt id -> eval-prompt group) is accepted for callers that pass it; the run-level test
+    already treats every prompt of a run as dependent, so it changes nothing.
     """
+    del groups
     probe_runs = [list(r) for r in probe_runs if r]
     baseline_runs = [list(r) for r in baseline_runs if r]
     if not probe_runs:
@@ -198,68 +226,76 @@ def compare(
         noise = build_noise_model(baseline_runs, objective)
     sign = 1.0 if objective.higher_is_better else -1.0
     k, s = len(probe_runs), len(baseline_runs)
-    alpha = (1.0 - confidence) / 2
-    target_alpha = (1.0 - confirm_confidence) / 2 if confirmation else alpha
+    target_alpha = alpha if alpha is not None else (
+        SESSION_ALPHA / 2 if confirmation else SCREEN_ALPHA
+    )
 
+    base_runs = [run_prompt_means(r) for r in baseline_runs]
+    probe_means_per_run = [run_prompt_means(r) for r in probe_runs]
     base_prompts = prompt_means(baseline_runs)
     probe_prompts = prompt_means(probe_runs)
-    base_means = means_by_category(base_prompts)
-    probe_means = means_by_category(probe_prompts)
     present = {c for (c, _p) in base_prompts} & {c for (c, _p) in probe_prompts}
     missing = [c for c in objective.categories if c not in present]
     if missing:
         return crash_verdict(objective, f"no scores for categories {missing}")
     others = sorted(present - set(objective.categories))
+    base_means = means_by_category(base_prompts)
+    probe_means = means_by_category(probe_prompts)
+
+    tests: dict[str, DiffTest] = {}
+    counts: dict[str, int] = {}
+    for category in [*objective.categories, *others]:
+        # Prompts every run on both sides scored (judge errors leave prompts out of a run).
+        shared = sorted(
+            set.intersection(
+                *[{p for (c, p) in m if c == category} for m in base_runs + probe_means_per_run]
+            )
+        )
+        counts[category] = len(shared)
+        if not shared:
+            tests[category] = DiffTest(0.0, math.inf, noise.dof_of(category))
+            continue
+        b = np.array([[m[(category, p)] for p in shared] for m in base_runs]).mean(axis=0)
+        x = np.array([[m[(category, p)] for p in shared] for m in probe_means_per_run]).mean(axis=0)
+        diffs = sign * (x - b)
+        delta = float(diffs.mean())
+        run_se = noise.seed_spread(category) * math.sqrt(1.0 / k + 1.0 / s)
+        prompt_se = float(diffs.std(ddof=1) / math.sqrt(diffs.size)) if diffs.size > 1 else 0.0
+        # The t's dof are the run-level spread's: the prompt floor only widens.
+        tests[category] = DiffTest(delta, max(run_se, prompt_se), noise.dof_of(category))
+
+    guard_ni_p = {g: tests[g].p_above(-objective.tolerance_for(g)) for g in objective.guards}
+    guard_reg_p = [tests[g].p_below(-objective.tolerance_for(g)) for g in objective.guards]
+    guard_holm = dict(zip(objective.guards, holm(guard_reg_p, REGRESS_ALPHA), strict=True))
 
     crit_base = [
-        critical_prompts(
-            r,
-            objective.categories,
-            objective.critical_below,
-            higher_is_better=objective.higher_is_better,
+        sum(
+            critical_prompts(
+                r, objective.categories, objective.critical_below,
+                higher_is_better=objective.higher_is_better,
+            ).values()
         )
         for r in baseline_runs
-    ]
-    crit_probe = [
+    ]  # fmt: skip
+    crit_probe_cat = [
         critical_prompts(
-            r,
-            objective.categories,
-            objective.critical_below,
+            r, objective.categories, objective.critical_below,
             higher_is_better=objective.higher_is_better,
         )
         for r in probe_runs
-    ]
-
-    # One bootstrap distribution per category; the tests and intervals are read from it.
-    reps: dict[str, np.ndarray] = {}
-    deltas: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    seed_sd: dict[str, float] = {}
-    for category in [*objective.categories, *others]:
-        shared = sorted(p for (c, p) in base_prompts if c == category and (c, p) in probe_prompts)
-        diffs = np.array(
-            [sign * (probe_prompts[(category, p)] - base_prompts[(category, p)]) for p in shared]
+    ]  # fmt: skip
+    crit_base_cat = [
+        critical_prompts(
+            r, objective.categories, objective.critical_below,
+            higher_is_better=objective.higher_is_better,
         )
-        seed_sd[category] = noise.seed_noise_of_diff(category, k, s)
-        reps[category] = bootstrap_means(
-            diffs,
-            samples=bootstrap_samples,
-            seed=_category_seed(seed, category),
-            extra_sd=seed_sd[category],
-            extra_dof=noise.seed_component_dof or math.inf,
-            clusters=[groups.get(p, p) for p in shared] if groups else None,
-        )
-        deltas[category] = float(diffs.mean()) if diffs.size else 0.0
-        counts[category] = int(diffs.size)
-
-    # Guards: non-inferiority p-values, Holm step-down across them.
-    guard_p = [p_at_most(reps[g], -objective.tolerance_for(g)) for g in objective.guards]
-    guard_alpha = (1.0 - guard_confidence) / 2
-    guard_holm = dict(zip(objective.guards, holm(guard_p, guard_alpha), strict=True))
-    guard_pv = dict(zip(objective.guards, guard_p, strict=True))
+        for r in baseline_runs
+    ]  # fmt: skip
+    crit_probe = [sum(c.values()) for c in crit_probe_cat]
 
     comparisons: list[CategoryComparison] = []
     for category in [*objective.categories, *others]:
+        t = tests[category]
         role = (
             "target"
             if category == objective.target
@@ -267,25 +303,26 @@ def compare(
             if category in objective.guards
             else "other"
         )
-        floor = 0.0
-        threshold: float | None
-        passed: bool | None
-        p_value: float | None
+        threshold: float | None = None
+        passed: bool | None = None
+        p_value: float | None = None
+        regressed: bool | None = None
+        p_regress: float | None = None
         if role == "target":
             level = target_alpha
             threshold = objective.min_improvement
-            floor = noise.noise_floor(category, k, s)
-            low, high = percentile_interval(reps[category], level)
-            p_value = p_at_most(reps[category], threshold)
-            passed = low > threshold and deltas[category] > floor
+            p_value = t.p_above(threshold)
+            passed = level > 0 and p_value <= level
         elif role == "guard":
-            passed, level = guard_holm[category]
+            level = GUARD_ALPHA
             threshold = -objective.tolerance_for(category)
-            p_value = guard_pv[category]
-            low, high = percentile_interval(reps[category], level)
+            p_value = guard_ni_p[category]
+            passed = p_value <= level
+            regressed = guard_holm[category][0]
+            p_regress = t.p_below(threshold)
         else:
-            level, threshold, passed, p_value = alpha, None, None, None
-            low, high = percentile_interval(reps[category], level)
+            level = SCREEN_ALPHA
+        low, high = t.interval(level if level > 0 else SCREEN_ALPHA)
         comparisons.append(
             CategoryComparison(
                 category=category,
@@ -293,36 +330,42 @@ def compare(
                 n_prompts=counts[category],
                 baseline_mean=base_means.get(category, 0.0),
                 probe_mean=probe_means.get(category, 0.0),
-                delta=deltas[category],
+                delta=t.delta,
                 ci_low=low,
                 ci_high=high,
                 threshold=threshold,
                 passed=passed,
                 critical_baseline=(
-                    sum(c.get(category, 0) for c in crit_base) / s if role != "other" else 0.0
+                    sum(c.get(category, 0) for c in crit_base_cat) / s if role != "other" else 0.0
                 ),
                 critical_probe=(
-                    sum(c.get(category, 0) for c in crit_probe) / k if role != "other" else 0.0
+                    sum(c.get(category, 0) for c in crit_probe_cat) / k if role != "other" else 0.0
                 ),
                 p_value=p_value,
                 level=level,
-                noise_floor=floor,
-                seed_noise=seed_sd[category],
+                se=t.se,
+                dof=t.dof,
+                regressed=regressed,
+                p_regress=p_regress,
+                p_worse=t.p_below(0.0),
             )
         )
 
     target = comparisons[0]
     guards = [c for c in comparisons if c.role == "guard"]
     worst = min(guards, key=lambda c: c.delta) if guards else None
-    failed = sorted((c for c in guards if not c.passed), key=lambda c: c.delta)
+    unsafe = sorted((c for c in guards if not c.passed), key=lambda c: c.delta)
+    regressed_list = sorted((c for c in guards if c.regressed), key=lambda c: c.delta)
 
-    # Critical failures: integer counts, so a Poisson test around the baseline's rate. The
-    # +0.5 keeps a baseline that happened to show none from making any single one decisive.
-    base_total = sum(sum(c.values()) for c in crit_base)
-    probe_total = sum(sum(c.values()) for c in crit_probe)
-    new_critical = probe_total / k - base_total / s
-    critical_p = poisson_sf(probe_total, k * (base_total + 0.5) / s)
-    critical_fail = new_critical >= 1.0 and critical_p < guard_alpha
+    # Critical failures: the per-run count varies between seeds, so its spread is measured
+    # like a category's (noise model), with a Poisson floor (a count's variance is at least
+    # about its mean) so a baseline that happened to agree on its count proves nothing.
+    base_rate = float(np.mean(crit_base))
+    new_critical = float(np.mean(crit_probe)) - base_rate
+    var = max(noise.critical_sd**2, base_rate + 0.5)
+    crit_test = DiffTest(new_critical, math.sqrt(var * (1.0 / k + 1.0 / s)), noise.critical_dof())
+    critical_p = crit_test.p_above(0.0)
+    critical_fail = new_critical >= 1.0 and critical_p < CRITICAL_ALPHA
 
     assert target.threshold is not None
     common: dict[str, Any] = dict(
@@ -330,61 +373,85 @@ def compare(
         target_delta=target.delta,
         ci_low=target.ci_low,
         ci_high=target.ci_high,
-        guard_ok=not failed and not critical_fail,
+        guard_ok=not unsafe and not regressed_list and not critical_fail,
         worst_guard=worst.category if worst else None,
         worst_guard_delta=worst.delta if worst else None,
         new_critical=new_critical,
         categories=tuple(comparisons),
         runs=k,
-        confidence=1.0 - 2 * target_alpha,
-        failed_guards=tuple(c.category for c in failed),
+        confidence=1.0 - 2 * target_alpha if target_alpha > 0 else None,
+        failed_guards=tuple(c.category for c in unsafe),
         critical_p=critical_p,
+        regressed_guards=tuple(c.category for c in regressed_list),
+        stage="confirm" if confirmation else "screen",
+        alpha=target_alpha,
     )
-    span = f"{target.delta:+.2f} [{target.ci_low:+.2f}, {target.ci_high:+.2f}]"
+    level_note = (
+        f"{1 - 2 * target_alpha:.1%} interval, {_dof_text(target.dof)}"
+        if target_alpha > 0
+        else _dof_text(target.dof)
+    )
+    span = f"{_span(target)} ({level_note})"
     problems = []
     if critical_fail:
         problems.append(
             f"{new_critical:.1f} new critical failure(s) per run beyond the baseline's "
-            f"{base_total / s:.1f} (p={critical_p:.3f})"
+            f"{base_rate:.1f} (p={critical_p:.3f} < {CRITICAL_ALPHA:g})"
         )
-    if failed:
+    if regressed_list:
         problems.append(
             "guard regressed: "
             + "; ".join(
-                f"{c.category} {c.delta:+.2f} [{c.ci_low:+.2f}, {c.ci_high:+.2f}] not above "
-                f"{c.threshold:+.2f} (p={c.p_value:.3f} > {c.level:.3f}, Holm)"
-                for c in failed
+                f"{c.category} {_span(c)} entirely below {c.threshold:+.2f} "
+                f"(p={c.p_regress:.3f}, Holm)"
+                for c in regressed_list
             )
         )
     if problems:
         return Verdict(status=VerdictStatus.GUARD_FAIL, reason="; ".join(problems), **common)
-    level_note = f"{1 - 2 * target_alpha:.0%} interval"
-    if target.passed:
-        status = VerdictStatus.KEEP if confirmation else VerdictStatus.CANDIDATE
-        reason = (
-            f"{objective.target} {span} ({level_note}) clears {target.threshold:.2f} and the "
-            f"noise floor {target.noise_floor:.2f}"
-        )
-        if confirmation:
-            reason += f", over {k} runs"
-        return Verdict(status=status, reason=reason, **common)
-    if target.ci_low > target.threshold:
+    which = "the confirmation run (fresh seed, judged alone)" if confirmation else "one run"
+    if target_alpha <= 0:
         return Verdict(
             status=VerdictStatus.INCONCLUSIVE,
             reason=(
-                f"{objective.target} {span} ({level_note}) clears {target.threshold:.2f} but "
-                f"the effect is within the seed-to-seed noise floor {target.noise_floor:.2f}"
+                f"{objective.target} {_span(target)}: the session's error budget for "
+                "confirmations is spent, so no further change can be kept"
             ),
             **common,
         )
-    if target.ci_high > target.threshold:
+    if target.passed:
+        clears = (
+            f"{objective.target} {span} on {which} clears {target.threshold:.2f} "
+            f"(p={target.p_value:.4f} <= {target_alpha:.4g})"
+        )
+        if not confirmation:
+            return Verdict(
+                status=VerdictStatus.CANDIDATE,
+                reason=f"{clears}; awaiting a fresh-seed confirmation",
+                **common,
+            )
+        if unsafe:
+            return Verdict(
+                status=VerdictStatus.INCONCLUSIVE,
+                reason=f"{clears}, but not shown safe: "
+                + "; ".join(
+                    f"{c.category} {_span(c)} reaches below {c.threshold:+.2f}" for c in unsafe
+                ),
+                **common,
+            )
         return Verdict(
-            status=VerdictStatus.INCONCLUSIVE,
-            reason=f"{objective.target} {span} ({level_note}) straddles {target.threshold:.2f}",
+            status=VerdictStatus.KEEP,
+            reason=f"{clears}; every guard shown above its tolerance",
+            **common,
+        )
+    if target.ci_high < target.threshold:
+        return Verdict(
+            status=VerdictStatus.DISCARD,
+            reason=f"{objective.target} {span} on {which} is below {target.threshold:.2f}",
             **common,
         )
     return Verdict(
-        status=VerdictStatus.DISCARD,
-        reason=f"{objective.target} {span} ({level_note}) does not reach {target.threshold:.2f}",
+        status=VerdictStatus.INCONCLUSIVE,
+        reason=f"{objective.target} {span} on {which} straddles {target.threshold:.2f}",
         **common,
     )
