@@ -45,6 +45,9 @@ class Objective(_Strict):
     """Categories that may not regress beyond their tolerance."""
     min_improvement: float = Field(default=0.0, ge=0.0)
     """The smallest target gain (in score units) worth keeping."""
+    max_mde: float | None = Field(default=None, gt=0.0)
+    """The power gate: after the baseline, a session whose smallest target effect kept with
+    80% power is above this stops as `underpowered` (default 2 x min_improvement)."""
     guard_tolerance: float | dict[str, float] = 0.5
     """How far a guard may drop (score units): one number, or per guard with an optional
     `default` key, e.g. {default: 0.5, voice: 0.3}."""

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -118,7 +119,15 @@ def check(workspace: Workspace = Path(".")) -> None:
     )
 
 
-def _run_session(workspace: Path, *, budget: str | None, resume: bool, new: bool) -> None:
+def _run_session(
+    workspace: Path,
+    *,
+    budget: str | None,
+    resume: bool,
+    new: bool,
+    force: bool = False,
+    no_cache: bool = False,
+) -> None:
     from agent.campaign import CampaignError
     from agent.report.render import write_report
     from agent.runtime import open_session
@@ -135,7 +144,13 @@ def _run_session(workspace: Path, *, budget: str | None, resume: bool, new: bool
     try:
         with WorkspaceLock(workspace / "runs"):
             session = open_session(
-                workspace, budget=spec, resume=resume, new=new, observer=display.observe
+                workspace,
+                budget=spec,
+                resume=resume,
+                new=new,
+                observer=display.observe,
+                force=force,
+                no_cache=no_cache,
             )
             display.store = session.store
             display.session_id = session.id
@@ -157,6 +172,9 @@ def _run_session(workspace: Path, *, budget: str | None, resume: bool, new: bool
     except (SessionError, CampaignError) as exc:
         _fail(str(exc))
     console.print(f"\nsession {row.id} {row.status}; report: {path}")
+    if row.status == "underpowered":
+        console.print(escape(row.error or ""), soft_wrap=True)
+        raise typer.Exit(code=3)
     if row.status == "failed":
         raise typer.Exit(code=1)
 
@@ -300,10 +318,23 @@ def start(
         ),
     ] = "8",
     new: Annotated[bool, typer.Option("--new", help="Abandon an unfinished session.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Go on past the power gate when the baseline shows the campaign cannot "
+            "resolve what it asks (the report says so).",
+        ),
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Train every baseline afresh (no reuse)."),
+    ] = False,
     workspace: Workspace = Path("."),
 ) -> None:
-    """Run a research session: baseline, then probes until the budget is spent."""
-    _run_session(workspace, budget=budget, resume=False, new=new)
+    """Run a research session: baseline, the power gate, then probes until the budget is
+    spent. Exit code 3: stopped as underpowered after the baseline."""
+    _run_session(workspace, budget=budget, resume=False, new=new, force=force, no_cache=no_cache)
 
 
 @app.command()
@@ -469,9 +500,10 @@ def power(
     session: Annotated[str | None, typer.Option(help="Session id (default: the latest).")] = None,
     workspace: Workspace = Path("."),
 ) -> None:
-    """The minimum detectable target effect of a finished baseline, vs eval repeats."""
+    """What the session's baseline can resolve: the target effect kept with 80% power (vs
+    eval repeats), the guard tolerances an unchanged guard passes, the power gate's verdict."""
     from agent.campaign import Objective
-    from agent.stats import power_report
+    from agent.stats import PowerReport, max_confirmations, power_report
     from agent.verdict import NoiseModel
 
     store = _store(workspace)
@@ -479,39 +511,53 @@ def power(
     if row is None or not row.noise:
         _fail("no finished baseline yet: run `autoresearch start` first")
     objective = Objective.model_validate(row.campaign["objective"])
-    report = power_report(NoiseModel.from_dict(row.noise), objective)
+    if row.power:
+        report = PowerReport.from_dict(row.power)
+    else:  # a session recorded before the power gate existed
+        seeds = row.campaign["probe"]["baseline_seeds"]
+        report = power_report(
+            NoiseModel.from_dict(row.noise),
+            objective,
+            max_confirmations=max_confirmations(row.budget_runs, seeds),
+        )
     console.print(
-        f"target {report.target}: minimum detectable effect at 80% power {report.mde:.2f} "
-        f"(min_improvement {report.min_improvement:.2f}; "
-        f"{row.campaign['probe']['baseline_seeds']} baseline seeds)"
+        escape(
+            f"target {report.target}: effects of {report.mde:.2f} or more are kept with 80% "
+            f"power (min_improvement {report.min_improvement:.2f}; first confirmation at "
+            f"one-sided {report.confirm_alpha:.3g}; session guarantee: at most "
+            f"{report.session_alpha:.0%} chance of keeping any change that does nothing)"
+        )
     )
-    table = Table(title="minimum detectable effect vs eval repeats")
-    for col in ("eval repeats", "prompts", "seeds", "MDE (with confirmation)", "MDE (one run)"):
+    table = Table(title="target effect kept with 80% power vs eval repeats")
+    for col in ("eval repeats", "prompts", "baseline seeds", "effect kept at 80%"):
         table.add_column(col, justify="right")
     for r in report.table:
         mark = "" if r.measured else " *"
-        table.add_row(
-            str(r.repeats),
-            str(r.prompts),
-            str(r.seeds),
-            f"{r.mde:.2f}{mark}",
-            f"{r.mde_single_run:.2f}",
-        )
+        table.add_row(str(r.repeats), str(r.prompts), str(r.seeds), f"{r.mde:.2f}{mark}")
     console.print(table)
     if not all(r.measured for r in report.table):
         console.print(
-            "* the baseline had one eval repeat, so the gain from more repeats is an "
-            "upper bound (eval noise was not measured separately)"
+            "* the baseline had one eval repeat, so the gain from more repeats is optimistic "
+            "(eval noise was not measured separately)"
         )
     for guard, tolerance in report.guard_tolerance_needed.items():
         console.print(
-            f"guard {guard}: a flat guard passes with 80% power at tolerance "
-            f"{tolerance:.2f} or more"
+            escape(
+                f"guard {guard}: an unchanged guard passes with 80% power at tolerance "
+                f"{tolerance:.2f} or more (campaign: {objective.tolerance_for(guard):.2f})"
+            )
         )
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
-    for fix in report.fixes:
-        console.print(f"  - {fix}")
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    if report.underpowered:
+        console.print("[bold red]underpowered:[/]")
+        for reason in report.underpowered:
+            console.print(f"  - {escape(reason)}")
+        console.print("what would fix it (any one per item):")
+        for fix in report.fixes:
+            console.print(f"  - {escape(fix)}")
+    else:
+        console.print("the campaign can resolve what it asks (power gate passed)")
 
 
 def main() -> None:

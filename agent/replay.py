@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from agent.campaign import Campaign
-from agent.session import BASELINE_STATUS, SessionError, prompt_groups
+from agent.session import BASELINE_STATUS, SessionError
 from agent.stats import category_means
 from agent.store.store import Store, utcnow
 from agent.store.tables import ProbeRow
@@ -109,8 +109,6 @@ def replay(store: Store, ref: str, *, seed: int | None, trainer: Trainer) -> Rep
             baselines,
             campaign.objective,
             noise,
-            seed=row.seq,
-            groups=prompt_groups(campaign.resolve(campaign.eval.prompts)),
         )
         status = verdict.status.value
     elif result.ok:

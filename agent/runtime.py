@@ -93,8 +93,13 @@ def open_session(
     observer: Observer | None = None,
     trainer: Trainer | None = None,
     policies: tuple[Policy, Policy] | None = None,
+    force: bool = False,
+    no_cache: bool = False,
 ) -> ResearchSession:
-    """Start a new session or resume the unfinished one (the caller holds the WorkspaceLock)."""
+    """Start a new session or resume the unfinished one (the caller holds the WorkspaceLock).
+
+    `force` goes on past the power gate; `no_cache` trains every baseline afresh instead of
+    reusing identical runs of earlier sessions."""
     store = Store(workspace)
     unfinished = store.unfinished_session()
     if resume:
@@ -127,7 +132,7 @@ def open_session(
     executor = build_executor(trainer)
     policy, fallback = policies or build_policies(campaign, store.runs_dir)
     kwargs: dict[str, Any] = dict(
-        executor=executor, policy=policy, fallback=fallback, observer=observer
+        executor=executor, policy=policy, fallback=fallback, observer=observer, no_cache=no_cache
     )
     if resume:
         assert unfinished is not None
@@ -136,7 +141,9 @@ def open_session(
         store.event(unfinished.id, "session", "resumed")
         return session
     assert budget is not None
-    session = ResearchSession.create(store, campaign, budget, policy_name=policy.name, **kwargs)
+    session = ResearchSession.create(
+        store, campaign, budget, policy_name=policy.name, force=force, **kwargs
+    )
     for warning in report.warnings:
         store.event(session.id, "warning", warning)
     return session

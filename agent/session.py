@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.campaign import Campaign
+from agent.campaign_memory import run_key
 from agent.policies.base import (
     Action,
     Budget,
@@ -30,7 +31,12 @@ from agent.policies.base import (
     Proposal,
 )
 from agent.proposals import coerce_changes, format_changes, validate_proposal
-from agent.stats import power_report
+from agent.stats import (
+    PowerReport,
+    confirmation_alpha,
+    max_confirmations,
+    power_report,
+)
 from agent.store.store import Store, utcnow
 from agent.store.tables import DecisionRow, ProbeRow, SessionRow
 from agent.verdict import NoiseModel, Verdict, VerdictStatus, build_noise_model, compare
@@ -41,6 +47,7 @@ from probes.spec import (
     ProbeKind,
     ProbeResult,
     ProbeSpec,
+    ProbeStatus,
     PromptFileError,
     Score,
     load_prompts,
@@ -216,12 +223,9 @@ def record_from_row(row: ProbeRow) -> ProbeRecord:
     )
 
 
-def prompt_groups(path: Path) -> dict[str, str]:
-    """prompt id -> group, for the prompts of `path` that declare one."""
-    try:
-        return {p.id: p.group for p in load_prompts(path) if p.group is not None}
-    except PromptFileError:
-        return {}  # preflight reports the file; a crashed probe needs no groups
+def _config_key(row: ProbeRow) -> str:
+    """Runs with equal keys train the same configuration (changes and steps)."""
+    return json.dumps([row.steps, row.changes or {}], sort_keys=True, default=str)
 
 
 def _slug(text: str) -> str:
@@ -244,22 +248,22 @@ class ResearchSession:
         policy: Policy,
         fallback: Policy,
         observer: Observer | None = None,
-        bootstrap_samples: int = 2000,
+        no_cache: bool = False,
     ):
         self.store = store
+        self.no_cache = no_cache
         self.campaign = campaign
         self.row = row
         self.executor = executor
         self.policy = policy
         self.fallback = fallback
         self.observer = observer or (lambda _kind, _data: None)
-        self.bootstrap_samples = bootstrap_samples
         self.budget = BudgetSpec(runs=row.budget_runs, seconds=row.budget_seconds)
         self.prompts_path = campaign.resolve(campaign.eval.prompts).resolve()
-        self.prompt_groups = prompt_groups(self.prompts_path)
         self._tick_at = time.monotonic()
         self.noise: NoiseModel | None = NoiseModel.from_dict(row.noise) if row.noise else None
         self.mde: float | None = row.mde
+        self.power: PowerReport | None = PowerReport.from_dict(row.power) if row.power else None
 
     # ---- construction ------------------------------------------------------------------
 
@@ -271,9 +275,11 @@ class ResearchSession:
         budget: BudgetSpec,
         *,
         policy_name: str,
+        force: bool = False,
         **kwargs: Any,
     ) -> ResearchSession:
-        """Record a new session in the store (the caller has checked for unfinished ones)."""
+        """Record a new session in the store (the caller has checked for unfinished ones).
+        `force`: go on past the power gate (the report says so)."""
         now = datetime.now()
         session_id = f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
         row = SessionRow(
@@ -286,6 +292,7 @@ class ResearchSession:
             policy=policy_name,
             campaign=campaign.model_dump(mode="json"),
             campaign_path=str(campaign.path or ""),
+            forced=force,
         )
         store.create_session(row)
         session = cls(store=store, campaign=campaign, row=row, **kwargs)
@@ -485,27 +492,65 @@ class ResearchSession:
         self._emit("probe_finished", probe_id=row.id, status=status)
 
     def _judge(self, row: ProbeRow, scores: list[Score]) -> Verdict:
+        """The verdict of a finished probe, replay or confirmation (docs/verdicts.md).
+
+        A replay is pooled with the run it replays (a stronger screen, at most a candidate);
+        a confirmation is judged alone, at the level the session's alpha spending gives it.
+        """
         baselines = self.baseline_runs()
-        assert self.noise is not None
         probe_runs = [scores]
-        confirmation = False
-        if row.kind in (ProbeKind.CONFIRM.value, ProbeKind.REPLAY.value) and row.parent_id:
+        confirmation = row.kind == ProbeKind.CONFIRM.value
+        alpha: float | None = None
+        if row.kind == ProbeKind.REPLAY.value and row.parent_id:
             parent = self.store.scores(row.parent_id)
             if parent:
                 probe_runs = [parent, scores]
-                # A confirmation decides keep. A replay of an inconclusive probe pools both
-                # runs but can only make a candidate, which then needs its own confirmation:
-                # `keep` always rests on an independent fresh-seed run.
-                confirmation = row.kind == ProbeKind.CONFIRM.value
+        if confirmation:
+            alpha = self.confirmation_level(row)
         return compare(
             probe_runs,
             baselines,
             self.campaign.objective,
-            self.noise,
+            self.noise_for(row),
             confirmation=confirmation,
-            bootstrap_samples=self.bootstrap_samples,
-            seed=row.seq,
-            groups=self.prompt_groups,
+            alpha=alpha,
+        )
+
+    def confirmation_level(self, row: ProbeRow) -> float:
+        """The one-sided level of a confirmation: its index among the session's
+        confirmations in the alpha-spending schedule (agent.stats.confirmation_alpha)."""
+        confirms = [p.id for p in self.store.probes(self.id) if p.kind == ProbeKind.CONFIRM.value]
+        index = confirms.index(row.id) + 1 if row.id in confirms else len(confirms) + 1
+        return confirmation_alpha(index, self._max_confirmations())
+
+    def _max_confirmations(self) -> int | None:
+        if self.power is not None:
+            return self.power.max_confirmations
+        return max_confirmations(self.budget.runs, self.campaign.probe.baseline_seeds)
+
+    def noise_for(self, row: ProbeRow) -> NoiseModel:
+        """The noise model a verdict on `row` uses: the baseline seeds plus every other
+        configuration trained more than once (a candidate and its confirmation, a probe and
+        its replay), each adding its runs - 1 degrees of freedom. The row's own
+        configuration is left out: its first run was selected for passing."""
+        assert self.noise is not None
+        own = _config_key(row)
+        groups: dict[str, list[list[Score]]] = {}
+        for p in self.store.probes(self.id):
+            if (
+                p.kind == ProbeKind.BASELINE.value
+                or p.state != "finished"
+                or p.status == VerdictStatus.CRASH.value
+                or p.id == row.id
+                or _config_key(p) == own
+            ):
+                continue
+            groups.setdefault(_config_key(p), []).append(self.store.scores(p.id))
+        replicates = [g for g in groups.values() if len(g) >= 2]
+        if not replicates:
+            return self.noise
+        return build_noise_model(
+            self.baseline_runs(), self.campaign.objective, replicates=replicates
         )
 
     # ---- phases --------------------------------------------------------------------------
@@ -537,6 +582,49 @@ class ResearchSession:
             )
         )
 
+    def _reuse_baseline(self, row: ProbeRow) -> bool:
+        """Record an identical baseline run of an earlier session (same content key: recipe,
+        steps, seed, trainer, data, eval set) instead of training it again; free of budget."""
+        if row.state != "pending" or self.no_cache:
+            return False
+        try:
+            key = run_key(
+                self.campaign,
+                params=dict(self.campaign.recipe),
+                steps=row.steps,
+                seed=row.seed,
+                kind=ProbeKind.BASELINE.value,
+            )
+        except OSError:
+            return False  # an unreadable input: train, and let the trainer say what is wrong
+        self.store.update_probe(row.id, run_key=key)
+        earlier = self.store.reusable_run(key, exclude_session=self.id)
+        if earlier is None:
+            return False
+        result = ProbeResult(
+            probe_id=row.id,
+            status=ProbeStatus.OK,
+            scores=tuple(self.store.scores(earlier.id, include_errors=True)),
+            metrics=dict(earlier.metrics or {}),
+            log_tail=earlier.log_tail or "",
+            runtime_s=earlier.runtime_s or 0.0,
+        )
+        self.store.update_probe(
+            row.id,
+            reused_from=earlier.id,
+            run_dir=earlier.run_dir,
+            spec=earlier.spec,
+            started_at=utcnow(),
+        )
+        self.store.finish_probe(row.id, result, None, BASELINE_STATUS)
+        self._event(
+            "reused",
+            f"baseline seed {row.seed}: identical to {earlier.id} (session "
+            f"{earlier.session_id}); its scores are reused, no training charged",
+            row.id,
+        )
+        return True
+
     def _baseline(self) -> bool:
         """Train the recipe with `baseline_seeds` seeds; False when it could not be measured."""
         need = self.campaign.probe.baseline_seeds
@@ -550,6 +638,8 @@ class ResearchSession:
             pending = [p for p in probes if p.state == "pending"]
             crashed = [p for p in probes if p.status == VerdictStatus.CRASH.value]
             if pending:
+                if self._reuse_baseline(pending[0]):
+                    continue
                 if self._run(pending[0]) is None:
                     return False
                 continue
@@ -572,28 +662,62 @@ class ResearchSession:
         runs = self.baseline_runs()
         objective = self.campaign.objective
         self.noise = build_noise_model(runs, objective)
-        report = power_report(self.noise, objective)
-        self.mde = report.mde
-        self.store.update_session(self.id, noise=self.noise.to_dict(), mde=self.mde)
-        spread = ", ".join(f"{c} ±{self.noise.seed_spread(c):.2f}" for c in objective.categories)
-        self._event("noise", f"baseline seed-to-seed spread: {spread}")
+        # What the budget can still pay for, fixed before any probe (so it cannot depend on
+        # their outcomes): the alpha-spending schedule is set once, here.
+        left = self.budget_view().runs_left
+        most = None if left is None else max(1, left // 2)
+        self.power = power_report(self.noise, objective, max_confirmations=most)
+        self.mde = self.power.mde
+        self.store.update_session(
+            self.id, noise=self.noise.to_dict(), mde=self.mde, power=self.power.to_dict()
+        )
+        spread = ", ".join(
+            f"{c} ±{self.noise.seed_spread(c):.2f} ({self.noise.dof_of(c):g} dof)"
+            for c in objective.categories
+        )
+        self._event("noise", f"baseline run-to-run spread: {spread}")
+        guards = ", ".join(f"{g} {t:.2f}" for g, t in self.power.guard_tolerance_needed.items())
         self._event(
             "power",
-            f"smallest detectable {objective.target} effect at 80% power: {self.mde:.2f} "
-            f"(min_improvement {objective.min_improvement:.2f})",
+            f"{objective.target} effects of {self.mde:.2f} or more are kept with 80% power "
+            f"(min_improvement {objective.min_improvement:.2f}); smallest guard tolerances an "
+            f"unchanged guard passes: {guards or 'no guards'}; at most "
+            f"{self.power.session_alpha:.0%} chance of keeping any change that does nothing",
         )
-        for warning in report.warnings:
+        for warning in self.power.warnings:
             self._event("warning", warning)
-        if report.fixes:
+
+    def _power_gate(self) -> bool:
+        """True when the session may go on after its baseline; otherwise it stops as
+        `underpowered`, having spent nothing more, and says what would fix it."""
+        if self.power is None or not self.power.underpowered:
+            return True
+        reasons = "; ".join(self.power.underpowered)
+        fixes = "; ".join(self.power.fixes)
+        if self.row.forced or self.store.get_session(self.id).forced:  # type: ignore[union-attr]
             self._event(
                 "warning",
-                f"to detect {objective.min_improvement:.2f}: {'; or '.join(report.fixes)} "
-                "(`autoresearch power` has the table)",
+                f"underpowered ({reasons}); going on because of --force: verdicts on what it "
+                "cannot resolve will mostly read inconclusive",
             )
+            return True
+        message = (
+            f"underpowered: {reasons}. To fix (any one per line item): {fixes}. Nothing more "
+            "was spent; the next session reuses these baseline runs when nothing they depend "
+            "on changed, and `autoresearch start --force` goes on anyway"
+        )
+        self.store.update_session(
+            self.id, status="underpowered", finished_at=utcnow(), error=message
+        )
+        self._event("underpowered", message)
+        return False
 
     def _pending_confirmation(self) -> ProbeRow | None:
         probes = self.store.probes(self.id)
-        confirmed = {p.parent_id for p in probes if p.kind == ProbeKind.CONFIRM.value}
+        confirms = [p for p in probes if p.kind == ProbeKind.CONFIRM.value]
+        confirmed = {p.parent_id for p in confirms}
+        if confirmation_alpha(len(confirms) + 1, self._max_confirmations()) <= 0:
+            return None  # the error budget is spent: a confirmation could keep nothing
         for p in probes:
             if p.status == VerdictStatus.CANDIDATE.value and p.id not in confirmed:
                 return p
@@ -718,7 +842,9 @@ class ResearchSession:
                 lane=proposal.lane,
                 changes=dict(proposal.changes),
                 steps=self.campaign.probe.steps,
-                seed=self.campaign.probe.seed,
+                # Its own seed, shared with no baseline: the verdict's variance assumes the
+                # probe and the baseline runs are independent trainings.
+                seed=self._fresh_seed(),
                 hypothesis=proposal.hypothesis,
                 expected_effect=proposal.expected_effect,
                 state="pending",
@@ -801,6 +927,8 @@ class ResearchSession:
                 row = self.store.get_session(self.id)
                 if row is not None and row.status == "running" and self._launch_timeout() is False:
                     self._fail("the budget ran out before the baseline was measured")
+                return self.store.get_session(self.id)  # type: ignore[return-value]
+            if not self._power_gate():
                 return self.store.get_session(self.id)  # type: ignore[return-value]
             while self._step():
                 tell_new()

@@ -75,9 +75,7 @@ def c4(dof: float) -> float:
         return 1.0
     if dof <= 0:
         return 1.0
-    return math.exp(
-        0.5 * math.log(2.0 / dof) + math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2)
-    )
+    return math.exp(0.5 * math.log(2.0 / dof) + math.lgamma((dof + 1) / 2) - math.lgamma(dof / 2))
 
 
 # ---- per-prompt summaries ----------------------------------------------------------------------
@@ -165,6 +163,12 @@ def critical_prompts(
     return out
 
 
+def anscombe(count: float) -> float:
+    """2 sqrt(count + 3/8): a count on a scale where a Poisson count's variance is about 1
+    and its skew is mostly gone, so a t test on it behaves (critical failures)."""
+    return 2.0 * math.sqrt(count + 0.375)
+
+
 def holm(p_values: Sequence[float], alpha: float) -> list[tuple[bool, float]]:
     """Holm's step-down procedure: for each p-value, (rejected, the level it was tested at).
 
@@ -247,7 +251,8 @@ class NoiseModel:
     repeats: int = 1
     """Eval repeats per prompt in the baseline runs."""
     prompt_sd: dict[str, float] = field(default_factory=dict)
-    """Pooled SD of one prompt's repeat-averaged score across baseline seeds."""
+    """Pooled SD of one prompt's repeat-averaged score across baseline seeds, beyond the
+    shift of its whole category (per-prompt training noise + eval noise / repeats)."""
     repeat_sd: dict[str, float] = field(default_factory=dict)
     """Pooled SD of one prompt's score between eval repeats of one model (repeats > 1 only)."""
     seed_component_sd: dict[str, float] = field(default_factory=dict)
@@ -259,6 +264,8 @@ class NoiseModel:
     critical_mean: float = 0.0
     """Mean critically failing prompts per baseline run, all judged categories together."""
     critical_sd: float = 0.0
+    """SD between runs of one configuration of that count on the Anscombe scale
+    (2 sqrt(count + 3/8), variance about 1 for a Poisson count), pooled like seed_sd."""
     """SD of that count between runs of one configuration (pooled like seed_sd)."""
     replicate_runs: int = 0
     """Runs of replicated non-baseline configurations pooled into the model."""
@@ -402,8 +409,14 @@ def build_noise_model(
         seed_sd[c] = math.sqrt(ss / df) if df > 0 else 0.0
         dof[c] = df
         base_mean[c] = float(np.mean(run_means))
-        per_prompt = [_sample_var([m[(c, p)] for m in per_run]) for p in pids]
-        w = float(np.mean(per_prompt)) if per_prompt else 0.0
+        # Per-prompt noise beyond the run's shift: each prompt's deviation from its run's
+        # mean, varied across seeds (the prompt x seed interaction), n/(n-1) de-biased.
+        n = len(pids)
+        per_prompt = [
+            _sample_var([m[(c, p)] - rm for m, rm in zip(per_run, run_means, strict=True)])
+            for p in pids
+        ]
+        w = float(np.mean(per_prompt)) * (n / (n - 1) if n > 1 else 1.0)
         prompt_sd[c] = math.sqrt(w)
         # This category's own seed shift: the category-mean variance that per-prompt noise
         # does not explain (the average cross-prompt covariance), truncated at zero.
@@ -422,10 +435,10 @@ def build_noise_model(
         vals = [critical_prompts(r, [c], critical_below, higher_is_better=higher)[c] for r in runs]
         crit_cat[c] = float(np.mean(vals)) if vals else 0.0
     crit = [crit_total(r) for r in runs]
-    crit_ss = _sample_var(crit) * (len(crit) - 1)
+    crit_ss = _sample_var([anscombe(c) for c in crit]) * (len(crit) - 1)
     crit_df = len(crit) - 1
     for g in groups:
-        counts = [crit_total(r) for r in g]
+        counts = [anscombe(crit_total(r)) for r in g]
         crit_ss += _sample_var(counts) * (len(counts) - 1)
         crit_df += len(counts) - 1
     return NoiseModel(
@@ -696,6 +709,40 @@ def _smallest(values: range, ok: Any) -> int | None:
     return lo
 
 
+def _guard_fix(noise: NoiseModel, guard: str, have: float, needed: float) -> str:
+    """What alone would let an unchanged `guard` pass its tolerance `have` at 80% power."""
+    m, r, s = noise.n_prompts[guard], noise.repeats, noise.seeds
+
+    def passes(**kw: Any) -> bool:
+        return guard_min_tolerance(noise, guard, **kw) <= have
+
+    fix = [f"objective.guard_tolerance {guard}: {math.ceil(needed * 100) / 100:.2f}"]
+    need_n = _smallest(range(m + 1, 20 * m + 1), lambda k: passes(prompts=k))
+    need_r = _smallest(range(r + 1, 33), lambda k: passes(repeats=k))
+    need_s = _smallest(range(s + 1, 17), lambda k: passes(seeds=k))
+    if need_n:
+        fix.append(f"{need_n} {guard} prompts (now {m})")
+    if need_r:
+        fix.append(f"probe.eval_repeats {need_r} (now {r})")
+    if need_s:
+        fix.append(f"probe.baseline_seeds {need_s} (now {s})")
+    if not (need_n or need_r or need_s):
+        both = _seeds_and_prompts(m, s, lambda **kw: passes(**kw))
+        if both:
+            fix.append(f"{both} {guard} prompts together")
+    return " or ".join(fix)
+
+
+def _seeds_and_prompts(n: int, s: int, ok: Any) -> str | None:
+    """The fewest baseline seeds that, with enough prompts, pass `ok(prompts=, seeds=)`:
+    for a setup no single lever rescues (the whole-model seed shift dominates)."""
+    for k in range(s + 1, 17):
+        q = _smallest(range(n, 20 * n + 1), lambda p, k=k: ok(prompts=p, seeds=k))
+        if q:
+            return f"probe.baseline_seeds {k} with {q}"
+    return None
+
+
 def power_report(
     noise: NoiseModel,
     objective: Any,
@@ -708,8 +755,9 @@ def power_report(
 
     `objective` is an agent.campaign.Objective (target, guards, min_improvement,
     tolerance_for); `max_confirmations` is what the budget can pay for (it sets the level of
-    the first confirmation, which the MDE is computed at). The target is underpowered when its MDE exceeds `gate_ratio` x
-    min_improvement (the session would mostly read real gains worth keeping as inconclusive);
+    the first confirmation, which the MDE is computed at). The target is underpowered when
+    its MDE exceeds `gate_ratio` x min_improvement (the session would mostly read real gains
+    worth keeping as inconclusive);
     a guard is underpowered when an unchanged guard fails its tolerance more than 20% of the
     time (the session would refuse good changes for noise).
     """
@@ -739,10 +787,10 @@ def power_report(
         else " (optimistic: with one eval per prompt, eval noise was not separated from "
         "training noise)"
     )
-    limit = gate_ratio * goal
+    limit = getattr(objective, "max_mde", None) or gate_ratio * goal
     if n == 0:
         underpowered.append(f"target {target} has no scored prompts")
-    elif goal <= 0:
+    elif limit <= 0:
         warnings.append(
             f"objective.min_improvement is 0: the session keeps any effect it can show, and "
             f"the smallest it shows with {POWER:.0%} power is {value:.2f}"
@@ -750,7 +798,7 @@ def power_report(
     elif value > limit:
         underpowered.append(
             f"target {target}: the smallest effect kept with {POWER:.0%} power is {value:.2f}, "
-            f"above {gate_ratio:g} x min_improvement ({limit:.2f})"
+            f"above {limit:.2f} (objective.max_mde, default {gate_ratio:g} x min_improvement)"
         )
         need_n = _smallest(range(n + 1, 20 * n + 1), lambda k: mde(prompts=k) <= limit)
         need_r = _smallest(range(r + 1, 33), lambda k: mde(repeats=k) <= limit)
@@ -761,7 +809,17 @@ def power_report(
             fixes.append(f"probe.eval_repeats {need_r} (now {r}){optimistic}")
         if need_s:
             fixes.append(f"probe.baseline_seeds {need_s} (now {s})")
-        fixes.append(f"objective.min_improvement {value / gate_ratio:.2f} (now {goal:.2f})")
+        if not (need_n or need_r or need_s):
+            both = _seeds_and_prompts(n, s, lambda **kw: mde(**kw) <= limit)
+            if both:
+                fixes.append(f"{both} {target} prompts together")
+            else:
+                fixes.append(
+                    f"no number of {target} prompts, eval repeats or baseline seeds (up to 16) "
+                    f"brings it to {limit:.2f}: the run-to-run shift of the whole category "
+                    "dominates"
+                )
+        fixes.append(f"objective.max_mde {math.ceil(value * 100) / 100:.2f} (accept seeing less)")
     guards = list(getattr(objective, "guards", []))
     needed: dict[str, float] = {}
     for g in guards:
@@ -776,24 +834,7 @@ def power_report(
             f"guard {g}: tolerance {have:.2f} is below {tol:.2f}, the smallest an unchanged "
             f"{g} passes with {POWER:.0%} power (spurious refusals)"
         )
-        m = noise.n_prompts[g]
-        need_n = _smallest(
-            range(m + 1, 20 * m + 1), lambda k: guard_min_tolerance(noise, g, prompts=k) <= have
-        )
-        need_r = _smallest(
-            range(r + 1, 33), lambda k: guard_min_tolerance(noise, g, repeats=k) <= have
-        )
-        need_s = _smallest(
-            range(s + 1, 17), lambda k: guard_min_tolerance(noise, g, seeds=k) <= have
-        )
-        fix = [f"objective.guard_tolerance {g}: {math.ceil(tol * 100) / 100:.2f}"]
-        if need_n:
-            fix.append(f"{need_n} {g} prompts (now {m})")
-        if need_r:
-            fix.append(f"probe.eval_repeats {need_r}")
-        if need_s:
-            fix.append(f"probe.baseline_seeds {need_s}")
-        fixes.append(" or ".join(fix))
+        fixes.append(_guard_fix(noise, g, have, tol))
     table = [
         PowerRow(
             repeats=k,

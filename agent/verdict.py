@@ -18,15 +18,15 @@ The rule (docs/verdicts.md has the reasoning and the measured error rates):
 - Guards: a guard passes when it is shown non-inferior (its lower bound above -tolerance at
   one-sided 5%); it *regressed* only when its upper bound is below -tolerance (Holm across the
   guards at 5%). Regressed -> `guard_fail`; not shown safe on the confirmation -> `inconclusive`.
-- Critical failures: a t test on the per-run count of critically failing prompts, with the
-  run-to-run spread of that count (seed variation) and a Poisson floor; `guard_fail` when at
-  least one more per run and p < 5%.
+- Critical failures: a t test on the per-run count of critically failing prompts (on the
+  Anscombe scale), with the run-to-run spread of that count (seed variation) and a Poisson
+  floor; `guard_fail` when at least one more per run and p < 5%.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
@@ -44,6 +44,7 @@ from agent.stats import (
     NoiseModel,
     PowerReport,
     PowerRow,
+    anscombe,
     build_noise_model,
     critical_prompts,
     guard_min_tolerance,
@@ -202,7 +203,6 @@ def compare(
     *,
     confirmation: bool = False,
     alpha: float | None = None,
-    groups: Mapping[str, str] | None = None,
 ) -> Verdict:
     """Judge a probe against its same-step baseline.
 
@@ -211,11 +211,10 @@ def compare(
     (the candidate run it confirms must not be passed: it was selected for passing). `alpha` is
     the one-sided level of the target test: SCREEN_ALPHA by default for a screen, and for a
     confirmation the session's alpha-spending level (agent.stats.confirmation_alpha).
-    `noise` is the session's noise model (built from `baseline_runs` when None). `groups`
-    (prompt id -> eval-prompt group) is accepted for callers that pass it; the run-level test
-    already treats every prompt of a run as dependent, so it changes nothing.
+    `noise` is the session's noise model (built from `baseline_runs` when None). Eval-prompt
+    groups need no special handling: the run-level test already treats all prompts of a run
+    as dependent.
     """
-    del groups
     probe_runs = [list(r) for r in probe_runs if r]
     baseline_runs = [list(r) for r in baseline_runs if r]
     if not probe_runs:
@@ -226,8 +225,8 @@ def compare(
         noise = build_noise_model(baseline_runs, objective)
     sign = 1.0 if objective.higher_is_better else -1.0
     k, s = len(probe_runs), len(baseline_runs)
-    target_alpha = alpha if alpha is not None else (
-        SESSION_ALPHA / 2 if confirmation else SCREEN_ALPHA
+    target_alpha = (
+        alpha if alpha is not None else (SESSION_ALPHA / 2 if confirmation else SCREEN_ALPHA)
     )
 
     base_runs = [run_prompt_means(r) for r in baseline_runs]
@@ -358,12 +357,19 @@ def compare(
     regressed_list = sorted((c for c in guards if c.regressed), key=lambda c: c.delta)
 
     # Critical failures: the per-run count varies between seeds, so its spread is measured
-    # like a category's (noise model), with a Poisson floor (a count's variance is at least
-    # about its mean) so a baseline that happened to agree on its count proves nothing.
+    # like a category's (noise model). The test runs on the Anscombe scale, where a Poisson
+    # count has variance about 1 (the floor: a baseline that happened to agree on its count
+    # proves nothing) and the skew of rare counts no longer inflates the t test.
     base_rate = float(np.mean(crit_base))
     new_critical = float(np.mean(crit_probe)) - base_rate
-    var = max(noise.critical_sd**2, base_rate + 0.5)
-    crit_test = DiffTest(new_critical, math.sqrt(var * (1.0 / k + 1.0 / s)), noise.critical_dof())
+    shift = float(np.mean([anscombe(c) for c in crit_probe])) - float(
+        np.mean([anscombe(c) for c in crit_base])
+    )
+    # When the runs spread less than a Poisson count would, the floor is a known variance
+    # (normal quantiles); when they spread more, their spread is an estimate (t, its dof).
+    measured = noise.critical_sd**2
+    var, dof = max(measured, 1.0), noise.critical_dof()
+    crit_test = DiffTest(shift, math.sqrt(var * (1.0 / k + 1.0 / s)), dof)
     critical_p = crit_test.p_above(0.0)
     critical_fail = new_critical >= 1.0 and critical_p < CRITICAL_ALPHA
 

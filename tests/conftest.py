@@ -11,7 +11,7 @@ import pytest
 TESTS = Path(__file__).parent
 FAKE_TRAINER = TESTS / "fake_trainer.py"
 
-CATEGORIES = {"facts": 8, "voice": 8, "offtask": 8}
+CATEGORIES = {"facts": 24, "voice": 24, "offtask": 24}
 
 CAMPAIGN = """\
 # A test campaign: tests/fake_trainer.py knows the true effects.
@@ -19,11 +19,12 @@ objective:
   target: facts
   guards: [voice, offtask]
   min_improvement: 0.3
-  guard_tolerance: 0.8
+  max_mde: 1.5                # the world's real effect is +1.5: the gate lets it be seen
+  guard_tolerance: 1.0
   critical_below: 1.0
 probe:
   steps: 30
-  baseline_seeds: 2
+  baseline_seeds: 3
   eval_repeats: 1
   timeout: 60s
 recipe:

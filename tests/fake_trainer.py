@@ -10,6 +10,8 @@ FAKE_MODE (environment) makes it misbehave: exit1, hang, no_scores, nan, unknown
 wrong_category, judge_error (a third of the facts prompts unscorable) — only for the
 probe whose changes match FAKE_MODE_WHEN (e.g. lora_r=8) when set. FAKE_SLEEP sleeps
 before writing; FAKE_MARKERS names a folder where it drops `<probe_id>.started`.
+FAKE_SEED_SD (default 0.05) is the SD of the shift a training seed gives the whole model,
+FAKE_PROMPT_SD (default 0.4) the per-prompt, per-evaluation noise.
 """
 
 from __future__ import annotations
@@ -72,7 +74,10 @@ def main() -> int:
     ]
     seed = int(cfg["seed"])
     seed_rng = random.Random(seed * 7919)
-    seed_offset = {c: seed_rng.gauss(0.0, 0.1) for c in ("facts", "voice", "offtask")}
+    seed_sd = float(os.environ.get("FAKE_SEED_SD", "0.05"))  # a seed shifts every category
+    model_shift = seed_rng.gauss(0.0, seed_sd)
+    seed_offset = {c: model_shift for c in ("facts", "voice", "offtask")}
+    prompt_sd = float(os.environ.get("FAKE_PROMPT_SD", "0.4"))
     lines = []
     for repeat in range(int(cfg.get("eval_repeats", 1))):
         for p in prompts:
@@ -82,7 +87,7 @@ def main() -> int:
                 quality(p["category"], params)
                 + difficulty
                 + seed_offset.get(p["category"], 0.0)
-                + rng.gauss(0.0, 0.5)
+                + rng.gauss(0.0, prompt_sd)
             )
             critical = (
                 p["category"] == "offtask"

@@ -89,19 +89,19 @@ def test_start_runs_a_whole_session_and_reports(workspace: Path) -> None:
 
 
 def test_budget_is_never_overspent(workspace: Path) -> None:
-    code, out = cli("start", "--budget", "3", workspace=workspace)
+    code, out = cli("start", "--budget", "4", workspace=workspace)
     assert code == 0, out
     store = assert_views_match(workspace)
     session = store.latest_session()
     assert session is not None
-    assert store.runs_used(session.id) == 3
-    assert len(store.probes(session.id)) == 3
+    assert store.runs_used(session.id) == 4
+    assert len(store.probes(session.id)) == 4
 
 
 def test_budget_too_small_for_the_baseline(workspace: Path) -> None:
-    code, out = cli("start", "--budget", "2", workspace=workspace)
+    code, out = cli("start", "--budget", "3", workspace=workspace)
     assert code == 2
-    assert "cannot cover 2 baseline seeds" in out
+    assert "cannot cover 3 baseline seeds" in out
 
 
 def test_wall_clock_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -199,9 +199,9 @@ def test_unscorable_prompts_are_left_out_never_scored_zero(
     )
     errors = [s for s in store.scores(probe.id, include_errors=True) if s.error]
     assert errors and all(s.error.startswith("judge_error") for s in errors)  # type: ignore[union-attr]
-    assert len(store.scores(probe.id)) == 24 - len(errors)
+    assert len(store.scores(probe.id)) == 72 - len(errors)
     facts = next(c for c in probe.verdict["categories"] if c["category"] == "facts")  # type: ignore[index]
-    assert facts["n_prompts"] == 8 - len(errors) == 5
+    assert facts["n_prompts"] == 24 - len(errors) == 16
     # The real +1.5 effect is still seen on the prompts that were scored.
     assert probe.status == "candidate"
 
@@ -254,7 +254,7 @@ def test_start_new_abandons_the_unfinished_session(workspace: Path) -> None:
 
     with WorkspaceLock(workspace / "runs"):
         first = open_session(workspace, budget=BudgetSpec(runs=8), resume=False)
-    code, out = cli("start", "--budget", "3", "--new", workspace=workspace)
+    code, out = cli("start", "--budget", "4", "--new", workspace=workspace)
     assert code == 0, out
     store = Store(workspace)
     assert store.get_session(first.id).status == "abandoned"  # type: ignore[union-attr]
@@ -320,9 +320,10 @@ def test_replay_uses_the_stored_config(workspace: Path) -> None:
         for p in store.probes(store.latest_session().id)  # type: ignore[union-attr]
         if p.changes == {"learning_rate": 0.002} and p.kind == "probe"
     )
-    # The campaign file changes after the session; a replay must not notice.
+    # The campaign file changes after the session, in a recipe key the probe does not
+    # override: a replay must use the stored recipe, not today's.
     path = workspace / "search_space.yaml"
-    path.write_text(path.read_text().replace("learning_rate: 1.0e-3", "learning_rate: 1.0e-4"))
+    path.write_text(path.read_text().replace("lora_r: 16", "lora_r: 4"))
     code, out = cli("replay", "probe-", workspace=workspace)
     assert code == 2 and "matches" in out and "give more of the id" in out
     code, out = cli("replay", probe.id, workspace=workspace)
@@ -335,8 +336,9 @@ def test_replay_uses_the_stored_config(workspace: Path) -> None:
         for p in Store(workspace).probes(probe.session_id)
         if p.parent_id == probe.id and p.kind == "replay"
     ]
-    assert [r.seed for r in replays] == [0, 7]
+    assert [r.seed for r in replays] == [probe.seed, 7]
     assert all(r.spec and r.spec["params"]["learning_rate"] == 0.002 for r in replays)
+    assert all(r.spec and r.spec["params"]["lora_r"] == 16 for r in replays)
     assert_views_match(workspace)
 
 
@@ -352,7 +354,7 @@ def test_status_show_power_and_report(workspace: Path) -> None:
     code, out = cli("show", "probe-nope", workspace=workspace)
     assert code == 2 and "no probe 'probe-nope'" in out
     code, out = cli("power", workspace=workspace)
-    assert code == 0 and "minimum detectable effect" in out
+    assert code == 0 and "kept with 80% power" in out and "power gate passed" in out
     (workspace / "SESSION_REPORT.md").unlink()
     code, out = cli("report", workspace=workspace)
     assert code == 0 and (workspace / "SESSION_REPORT.md").exists()
@@ -508,8 +510,9 @@ def test_policy_proposals_are_validated_and_replays_confirmed(workspace: Path) -
 @pytest.mark.parametrize(
     ("budget", "conclusion"),
     [
-        ("4", "Clean negative result"),  # lr 5e-4 (worse), stratified (guard_fail)
-        ("6", "No confirmed finding yet. Promising"),  # lr 2e-3 passes once, no budget left
+        # lr 5e-4 (worse) alone: one knob tried one way is not a clean negative
+        ("4", "So this is not a clean negative: not tried:"),
+        ("7", "No confirmed finding yet. Promising"),  # lr 2e-3 passes once, no budget left
     ],
 )
 def test_report_conclusion_says_what_the_evidence_supports(
@@ -520,7 +523,7 @@ def test_report_conclusion_says_what_the_evidence_supports(
     report = (workspace / "SESSION_REPORT.md").read_text()
     assert conclusion in report
     assert "Finding:" not in report
-    if budget == "6":
+    if budget == "7":
         assert "`learning_rate=0.002`" in report and "candidate" in report
 
 
@@ -565,3 +568,58 @@ def test_resume_hands_the_interrupted_attempts_checkpoints_to_the_trainer(
     assert first.trainer["resume_from"] == str(old / "checkpoints")
     # Later trainings start from scratch.
     assert all("resume_from" not in s.trainer for s in recording.seen[1:])  # type: ignore[attr-defined]
+
+
+def test_every_stored_verdict_is_reproduced_from_the_stored_scores(workspace: Path) -> None:
+    """A verdict is a function of the recorded scores: recompute each one from the database
+    (baseline runs, replicated configurations, the confirmation's alpha-spending level) and
+    compare numbers, not renders."""
+    from agent.campaign import Objective
+    from agent.stats import build_noise_model, confirmation_alpha
+    from agent.verdict import Verdict, compare
+
+    assert cli("start", "--budget", "8", workspace=workspace)[0] == 0
+    store = Store(workspace)
+    session = store.latest_session()
+    assert session is not None and session.power
+    objective = Objective.model_validate(session.campaign["objective"])
+    probes = store.probes(session.id)
+    baselines = [store.scores(p.id) for p in probes if p.kind == "baseline"]
+    confirms = [p for p in probes if p.kind == "confirm"]
+    assert confirms, "the fake world's learning_rate=2e-3 should reach a confirmation"
+    judged = [p for p in probes if p.kind != "baseline" and p.status != "crash"]
+    for p in judged:
+        key = json.dumps(p.changes, sort_keys=True)
+        others: dict[str, list] = {}
+        for q in judged:
+            other = json.dumps(q.changes, sort_keys=True)
+            if q.seq < p.seq and other != key:
+                others.setdefault(other, []).append(store.scores(q.id))
+        noise = build_noise_model(
+            baselines, objective, replicates=[g for g in others.values() if len(g) > 1]
+        )
+        runs = [store.scores(p.id)]
+        if p.kind == "replay":
+            runs = [store.scores(p.parent_id), *runs]  # type: ignore[arg-type]
+        alpha = None
+        if p.kind == "confirm":
+            alpha = confirmation_alpha(
+                confirms.index(p) + 1, session.power["max_confirmations"]
+            )
+        again = compare(runs, baselines, objective, noise, confirmation=p.kind == "confirm",
+                        alpha=alpha)  # fmt: skip
+        stored = Verdict.from_dict(p.verdict)  # type: ignore[arg-type]
+        assert again == stored, p.id
+
+
+def test_every_training_of_a_session_has_its_own_seed(workspace: Path) -> None:
+    assert cli("start", "--budget", "8", workspace=workspace)[0] == 0
+    store = Store(workspace)
+    probes = store.probes(store.latest_session().id)  # type: ignore[union-attr]
+    seeds = [p.seed for p in probes]
+    assert len(set(seeds)) == len(seeds)
+    assert [p.seed for p in probes if p.kind == "baseline"] == [0, 1, 2]  # probe.seed, +1, +2
+    # The trainer got the seed the database says (config.json is what it read).
+    for p in probes:
+        config = json.loads((Path(p.run_dir) / "config.json").read_text())  # type: ignore[arg-type]
+        assert config["seed"] == p.seed and config["steps"] == p.steps == 30

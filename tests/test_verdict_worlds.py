@@ -1,271 +1,251 @@
-"""Simulated worlds: whole sessions at the verdict level, with known true effects.
+"""Simulated worlds: whole sessions with known true effects, the new rule beside the old one.
 
-A world draws per-prompt scores for baseline seeds and probes from
+The worlds and the session loop are agent/testing/worlds.py (benchmarks/verdict_vs_naive.py
+runs the same ones). Per run (baseline seed, probe, confirmation: each its own seed):
 
-    score = difficulty[prompt] + effect[category] + seed_shift[run, category]
-            + seed_x_prompt[run, prompt] + eval_noise[run, prompt, repeat]
+    score = difficulty[prompt] + effect[category] + seed_shift + seed_x_prompt + eval noise
 
-plus rare judge glitches (one evaluation scored 0 and flagged critical) and rare model
-failures (a prompt failing critically in every repeat of one run). A session measures the
-baseline (`seeds` x `repeats`), then tries `probes` changes the way agent/session.py does:
-probe -> compare; if CANDIDATE, a confirmation run -> compare(confirmation=True).
+with a per-prompt SD of 1 (seed_x_prompt 0.6, eval 0.8, one eval repeat) and a seed shift of
+0.5x or 1x that, either ONE draw per run for the whole model or on the target category only;
+optionally clipped to 0..10 with 5% of evaluations replaced by 0, and critical failures (5
+per run, at a fixed rate or at a rate that varies by seed). A target and two guards with
+n = 3, 5, 10 or 30 prompts each; 2 or 3 baseline seeds; budget = seeds + probes + room for
+confirmations (max(2, probes // 3)), with probes = 6 or 20; the session loop of
+agent/session.py including its budget accounting (a candidate's confirmation comes next; the
+run budget caps the confirmations, which sets the alpha spending).
 
-Run with `python -m pytest tests/test_verdict_worlds.py -s` to see the rates;
-benchmarks/verdict_vs_naive.py imports this module to compare with a naive rule.
+What is asserted, for the NEW rule (agent/verdict.py); the OLD rule (benchmarks/legacy_rule,
+the rule before issue 8) is measured on the same seeds, with fewer sessions, and printed only:
+
+- session false keeps (a session keeping >= 1 change that does nothing) <= 5% in every null
+  world, >= 300 sessions each: the point estimate <= 5% + 1 point AND the 95% Wilson lower
+  bound < 5%. The point estimate is the binding condition (with 300 sessions the lower
+  bound stays below 5% up to a 7.7% rate); the 1-point slack is less than one binomial SE
+  (1.26 points at 5%), so a rule whose true rate is at the 5% bound can still fail it by
+  chance, but the new rule's is well below (a union bound over its confirmations);
+- guard test size: a guard whose true drop is exactly -tolerance passes its
+  non-inferiority test at most 5% + 1.5 points (500 sessions, n = 3, 5, 10, 30);
+- an unchanged guard, and one dropping 0.5x its tolerance, end in guard_fail rarely (at most
+  5%, the level of the regression test); one dropping 1.5x its tolerance, and the trade-off
+  (target up a lot, a guard down 2x tolerance), are never kept;
+- false critical guard_fail <= 5% + 1 point with 5 critical failures per run, at a fixed rate
+  and at a rate that varies by seed;
+- stated vs true MDE: the effect that really is kept with 80% probability is within +-15%
+  of the mean stated MDE, and the keep probability is 70-90% at 1x the mean stated MDE and
+  higher at 1.5x, in the model-wide and the target-only seed-shift worlds with 3 seeds.
+
+Why the MEAN stated MDE: each session states an MDE measured from its own baseline, which is
+luck; a true effect is fixed before any baseline is drawn. "80% power at the stated MDE" is
+a statement about a fixed effect and sessions drawn at random, so it is checked at the mean
+of the stated MDEs (the MDE de-biases its SD estimate for exactly this). The per-session
+reading (each session's effect = its own stated MDE) ties the effect to the baseline's luck;
+it is printed too ("@own").
+
+Power is measured per session as the smallest target effect the rule keeps as the session's
+first change (worlds.keep_threshold: same luck for every effect); the 80% quantile of those is
+the true MDE. test_threshold_shortcut_matches_the_session_loop checks that it is the loop's.
+Guards do not bind in the world rows (tolerance 1000: the target test alone is measured, as
+the stated MDE assumes); the guard tests use the tolerance an unchanged guard needs (80%).
+
+    python -m pytest tests/test_verdict_worlds.py -s          # the fast cases, tables
+    python -m pytest tests/test_verdict_worlds.py -s -m slow  # the heavier worlds
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import replace
 
-import numpy as np
+import pytest
 
-from agent.campaign import Objective
-from agent.verdict import (
-    NoiseModel,
-    Verdict,
-    VerdictStatus,
-    build_noise_model,
-    compare,
-    minimum_detectable_effect,
+from agent.testing.worlds import (
+    FAST_CASES,
+    GUARDS,
+    SLOW_CASES,
+    TARGET,
+    WORLD_HEADER,
+    Case,
+    Change,
+    NewRule,
+    Rate,
+    Rule,
+    World,
+    critical_fired,
+    is_,
+    keep_threshold,
+    null_sessions,
+    one_probe,
+    power_sessions,
+    run_session,
+    world_row,
 )
-from probes.spec import Score
+from agent.verdict import VerdictStatus
+from benchmarks.legacy_rule import LegacyRule
+
+NEW: Rule = NewRule()
+OLD: Rule = LegacyRule()
+SESSIONS = 300
+OLD_SESSIONS = 100  # printed beside the new rule's rates, not asserted (a slower bootstrap)
+SLACK = 0.01
+GUARD = GUARDS[0]
+
+TABLES: dict[str, list[str]] = defaultdict(list)
 
 
-@dataclass(frozen=True)
-class Change:
-    """What one proposed change truly does."""
+@pytest.fixture(scope="module", autouse=True)
+def _print_tables() -> Iterator[None]:
+    yield
+    for title, rows in TABLES.items():
+        print(f"\n{title}")
+        for row in rows:
+            print(row)
 
-    name: str
-    effects: dict[str, float] = field(default_factory=dict)  # category -> true delta
-    new_critical: int = 0  # prompts (of the target and guards) that fail critically
+
+def _bounded(rate: Rate, level: float, slack: float) -> bool:
+    return rate.p <= level + slack and rate.ci[0] < level
 
 
-@dataclass(frozen=True)
-class World:
-    """Noise parameters and the eval set of a simulated campaign (scores on a 0-10 scale)."""
+# ---- worlds: false keeps and power ------------------------------------------------------------
 
-    prompts: dict[str, int] = field(
-        default_factory=lambda: {"ground_truth": 30, "voice": 25, "format": 25}
+
+CASES = [pytest.param(c, id=c.label) for c in FAST_CASES] + [
+    pytest.param(c, id=c.label, marks=pytest.mark.slow) for c in SLOW_CASES
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_world(case: Case) -> None:
+    w = case.world
+    new_null = null_sessions(w, NEW, SESSIONS, seed0=100_000)
+    old_null = null_sessions(w, OLD, OLD_SESSIONS, seed0=100_000)
+    new_power = power_sessions(w, NEW, SESSIONS if case.mde else OLD_SESSIONS, seed0=200_000)
+    old_power = power_sessions(w, OLD, OLD_SESSIONS, seed0=200_000)
+    title = (
+        f"worlds: NEW {SESSIONS} null sessions (power: {SESSIONS} where the MDE is asserted, "
+        f"else {OLD_SESSIONS}), OLD {OLD_SESSIONS}; power at the rule's mean stated MDE"
     )
-    target: str = "ground_truth"
-    guards: tuple[str, ...] = ("voice", "format")
-    difficulty_sd: float = 1.2
-    seed_shift_sd: float = 0.05  # the whole category moves with the training seed
-    seed_x_prompt_sd: float = 0.3  # one prompt moves with the training seed
-    eval_sd: float = 1.5  # one prompt moves between evaluations (seed 003: "3-8 points")
-    glitch: float = 0.002  # per evaluation: judge output unparsable, scored 0, critical
-    model_failure: float = 0.001  # per prompt per run: the model fails it critically
-    seeds: int = 3
-    repeats: int = 5
-    min_improvement: float = 0.0
-    tolerance: float = 1.0
+    if not TABLES[title]:
+        TABLES[title].append(WORLD_HEADER)
+    TABLES[title].append(world_row(case, "new", new_null.false_keep, new_power))
+    TABLES[title].append(world_row(case, "old", old_null.false_keep, old_power))
 
-    @property
-    def objective(self) -> Objective:
-        return Objective(
-            target=self.target,
-            guards=list(self.guards),
-            min_improvement=self.min_improvement,
-            guard_tolerance=self.tolerance,
+    assert _bounded(new_null.false_keep, 0.05, SLACK), (case.name, str(new_null.false_keep))
+    if case.mde:
+        stated = new_power.stated_mde
+        true = new_power.true_mde()[0]
+        at1, at15 = new_power.power_at(stated), new_power.power_at(1.5 * stated)
+        assert abs(true / stated - 1) <= 0.15, (case.name, stated, true)
+        assert 0.70 <= at1.p <= 0.90, (case.name, str(at1))
+        assert at15.p > at1.p, (case.name, str(at1), str(at15))
+
+
+def test_threshold_shortcut_matches_the_session_loop() -> None:
+    """keep_threshold's "kept at effect e" is exactly what run_session does with the change
+    first (common random numbers), for the new and the old rule."""
+    w = World(seeds=3, prompts=5)
+    for rule in (NEW, OLD):
+        agree = 0
+        for s in range(30):
+            t = keep_threshold(w, 300_000 + s, rule)
+            for e in (0.5 * (t.stated_mde or 1.0), t.stated_mde or 1.0):
+                out = run_session(w, [Change("effective", {TARGET: e})], 300_000 + s, rule)
+                agree += ("effective" in out.kept) == (t.effect <= e)
+        assert agree == 60, rule.name
+
+
+# ---- guards ------------------------------------------------------------------------------------
+
+
+GUARD_SESSIONS = 500
+GUARD_TABLE = "guard non-inferiority at a true drop of exactly -tolerance (passes = wrong)"
+
+
+@pytest.mark.parametrize("n", [3, 5, 10, 30])
+def test_guard_test_size(n: int) -> None:
+    # Unclipped worlds are shift-invariant, so the tolerance's value does not matter.
+    w = World(seeds=3, prompts=n, tolerance=1.0)
+    drop = Change("drop", {GUARD: -1.0})
+    rates = {}
+    for rule, sessions in ((NEW, GUARD_SESSIONS), (OLD, OLD_SESSIONS)):
+        passed = sum(
+            bool(one_probe(w, drop, 400_000 + s, rule).category(GUARD).passed)
+            for s in range(sessions)
         )
+        rates[rule.name] = Rate(passed, sessions)
+    TABLES[GUARD_TABLE].append(f"  {w.describe():<28} new {rates['new']!s}  old {rates['old']!s}")
+    assert _bounded(rates["new"], 0.05, 0.015), (n, str(rates["new"]))
 
-    def per_prompt_se(self, category: str | None = None) -> float:
-        """SE of a category mean from per-prompt noise of one evaluation pass: the unit the
-        issue's "2x the per-prompt noise SE" effect is measured in."""
-        n = self.prompts[category or self.target]
-        return math.sqrt(self.seed_x_prompt_sd**2 + self.eval_sd**2) / math.sqrt(n)
 
-    def true_noise(self) -> NoiseModel:
-        """The noise model a perfectly measured baseline would give (for predicted power)."""
-        cats = list(self.prompts)
-        w = {c: self.seed_x_prompt_sd**2 + self.eval_sd**2 / self.repeats for c in cats}
-        return NoiseModel(
-            seed_sd={c: math.sqrt(self.seed_shift_sd**2 + w[c] / self.prompts[c]) for c in cats},
-            prompt_sd={c: math.sqrt(w[c]) for c in cats},
-            n_prompts=dict(self.prompts),
-            seeds=self.seeds,
-            repeats=self.repeats,
-            repeat_sd=dict.fromkeys(cats, self.eval_sd),
-            seed_component_sd=dict.fromkeys(cats, self.seed_shift_sd),
+def _guard_world(seeds: int = 3) -> World:
+    w = World(seeds=seeds, prompts=10, shift_ratio=0.5)
+    return replace(w, tolerance=w.needed_tolerance())
+
+
+@pytest.mark.parametrize("multiple", [0.0, 0.5])
+def test_guard_inside_tolerance_rarely_fails(multiple: float) -> None:
+    w = _guard_world()
+    change = Change("inside", {GUARD: -multiple * w.tolerance})
+    fails = passes = 0
+    for s in range(SESSIONS):
+        v = one_probe(w, change, 500_000 + s, NEW)
+        fails += is_(v, VerdictStatus.GUARD_FAIL)
+        passes += bool(v.category(GUARD).passed)
+    fail, ni = Rate(fails, SESSIONS), Rate(passes, SESSIONS)
+    TABLES["guards at the tolerance an unchanged guard needs (new rule)"].append(
+        f"  {w.describe()}, tolerance {w.tolerance:.2f}: guard drop {multiple:g}x tol -> "
+        f"guard_fail {fail}, shown non-inferior {ni}"
+    )
+    assert _bounded(fail, 0.05, 0.0), str(fail)
+
+
+@pytest.mark.parametrize("multiple", [1.5, 2.0])
+def test_guard_beyond_tolerance_never_kept(multiple: float) -> None:
+    """A change that lifts the target far beyond its MDE and drops a guard 1.5x (just outside)
+    or 2x (the trade-off world) its tolerance, first in a 6-probe session."""
+    w = _guard_world()
+    lift = 2 * w.predicted_mde()
+    change = Change("tradeoff", {TARGET: lift, GUARD: -multiple * w.tolerance})
+    kept = {}
+    for rule, sessions in ((NEW, SESSIONS), (OLD, OLD_SESSIONS)):
+        hits = sum(
+            "tradeoff" in run_session(w, [change], 600_000 + s, rule).kept for s in range(sessions)
         )
-
-
-class Lab:
-    """One session's universe: fixed prompt difficulties, fresh noise for every run."""
-
-    def __init__(self, world: World, seed: int):
-        self.world = world
-        self.rng = np.random.default_rng(seed)
-        self.difficulty = {
-            c: 7.0 + self.rng.normal(0.0, world.difficulty_sd, n) for c, n in world.prompts.items()
-        }
-
-    def run(self, change: Change | None = None) -> list[Score]:
-        """One training run of the recipe plus `change`, evaluated `repeats` times."""
-        w, rng = self.world, self.rng
-        effects = change.effects if change else {}
-        scores: list[Score] = []
-        protected = [w.target, *w.guards]
-        forced: set[tuple[str, int]] = set()
-        if change and change.new_critical:
-            # New failures land on distinct prompts of the target and guards.
-            pool = [(c, i) for c in protected for i in range(w.prompts[c])]
-            picks = rng.choice(len(pool), size=change.new_critical, replace=False)
-            forced = {pool[int(j)] for j in picks}
-        for c, n in w.prompts.items():
-            mean = (
-                self.difficulty[c]
-                + effects.get(c, 0.0)
-                + rng.normal(0.0, w.seed_shift_sd)
-                + rng.normal(0.0, w.seed_x_prompt_sd, n)
-            )
-            evals = mean[:, None] + rng.normal(0.0, w.eval_sd, (n, w.repeats))
-            failed = rng.random(n) < w.model_failure
-            glitch = rng.random((n, w.repeats)) < w.glitch
-            for i in range(n):
-                broken = bool(failed[i]) or (c, i) in forced
-                for r in range(w.repeats):
-                    if broken:
-                        scores.append(Score(f"{c}-{i}", c, 1.0, repeat=r, critical=True))
-                    elif glitch[i, r]:
-                        scores.append(Score(f"{c}-{i}", c, 0.0, repeat=r, critical=True))
-                    else:
-                        scores.append(Score(f"{c}-{i}", c, float(evals[i, r]), repeat=r))
-        return scores
-
-
-@dataclass
-class SessionOutcome:
-    """Final status per change (after confirmation where there was one)."""
-
-    final: dict[str, Verdict]
-    first: dict[str, Verdict]
-    runs_used: int
-
-    def kept(self) -> list[str]:
-        return [n for n, v in self.final.items() if v.status is VerdictStatus.KEEP]
-
-
-Rule = Callable[..., Verdict]
-
-
-def run_session(
-    world: World, changes: Sequence[Change], seed: int, *, rule: Rule = compare
-) -> SessionOutcome:
-    """The session's decision procedure over `changes`, each tried once."""
-    lab = Lab(world, seed)
-    objective = world.objective
-    baseline = [lab.run() for _ in range(world.seeds)]
-    noise = build_noise_model(baseline, objective)
-    final: dict[str, Verdict] = {}
-    first: dict[str, Verdict] = {}
-    runs = world.seeds
-    for i, change in enumerate(changes):
-        probe = lab.run(change)
-        runs += 1
-        v = rule([probe], baseline, objective, noise, seed=2 * i)
-        first[change.name] = v
-        if v.status is VerdictStatus.CANDIDATE:
-            confirm = lab.run(change)
-            runs += 1
-            v = rule(
-                [probe, confirm], baseline, objective, noise, confirmation=True, seed=2 * i + 1
-            )
-        final[change.name] = v
-    return SessionOutcome(final=final, first=first, runs_used=runs)
-
-
-def null_changes(n: int = 6) -> list[Change]:
-    return [Change(f"null-{i}") for i in range(n)]
-
-
-def effect_changes(world: World, multiple: float = 2.0, n: int = 6) -> list[Change]:
-    """n changes, the third of which improves the target by `multiple` x per_prompt_se."""
-    out = null_changes(n)
-    out[2] = Change("effective", {world.target: multiple * world.per_prompt_se()})
-    return out
-
-
-def rates(
-    world: World,
-    changes_of: Callable[[int], Sequence[Change]],
-    sessions: int,
-    seed0: int = 0,
-    rule: Rule = compare,
-) -> dict[str, float]:
-    """Fractions of sessions that kept anything / kept the change named 'effective'."""
-    any_keep = effective_keep = false_keep = 0
-    for s in range(sessions):
-        out = run_session(world, changes_of(s), seed0 + s, rule=rule)
-        kept = out.kept()
-        any_keep += bool(kept)
-        effective_keep += "effective" in kept
-        false_keep += any(k != "effective" for k in kept)
-    return {
-        "any_keep": any_keep / sessions,
-        "effective_keep": effective_keep / sessions,
-        "false_keep": false_keep / sessions,
-    }
-
-
-WORLD = World()
-SESSIONS = 200
-
-
-def test_null_world_false_keeps_at_most_5_percent(record_property: Callable) -> None:
-    r = rates(WORLD, lambda s: null_changes(6), SESSIONS, seed0=1000)
-    print(
-        f"\nnull world: {SESSIONS} sessions x 6 probes, sessions with a keep: {r['any_keep']:.1%}"
+        kept[rule.name] = Rate(hits, sessions)
+    TABLES["guards at the tolerance an unchanged guard needs (new rule)"].append(
+        f"  target +{lift:.2f}, guard drop {multiple:g}x tol -> kept: new {kept['new']}, "
+        f"old {kept['old']}"
     )
-    record_property("null_false_keep", r["any_keep"])
-    assert r["any_keep"] <= 0.05
+    assert kept["new"].hits == 0, str(kept["new"])
 
 
-def test_effect_world_found_and_kept_at_least_80_percent(record_property: Callable) -> None:
-    r = rates(WORLD, lambda s: effect_changes(WORLD, 2.0), SESSIONS, seed0=5000)
-    predicted = minimum_detectable_effect(WORLD.true_noise(), WORLD.target)
-    print(
-        f"\neffect world: target +{2 * WORLD.per_prompt_se():.3f} (2 x per-prompt SE), "
-        f"kept in {r['effective_keep']:.1%} of {SESSIONS} sessions; other keeps "
-        f"{r['false_keep']:.1%}; predicted MDE {predicted:.3f}"
+# ---- critical failures -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", ["fixed", "seed"])
+def test_false_critical_guard_fail(rate: str) -> None:
+    """5 prompts fail critically per run (of 90), at a fixed Poisson rate or at a rate that
+    varies by seed; an unchanged probe must rarely be failed for new critical failures."""
+    w = World(seeds=3, prompts=30, shift_ratio=0.5, critical=rate)
+    fired = {}
+    for rule, sessions in ((NEW, SESSIONS), (OLD, OLD_SESSIONS)):
+        hits = sum(
+            critical_fired(one_probe(w, Change("null"), 700_000 + s, rule)) for s in range(sessions)
+        )
+        fired[rule.name] = Rate(hits, sessions)
+    TABLES["false critical guard_fail, one unchanged probe per session"].append(
+        f"  {w.describe():<44} new {fired['new']!s}  old {fired['old']!s}"
     )
-    record_property("effect_detection", r["effective_keep"])
-    assert r["effective_keep"] >= 0.80
-    assert r["false_keep"] <= 0.05
+    assert _bounded(fired["new"], 0.05, SLACK), str(fired["new"])
 
 
-def test_tradeoff_world_never_kept_and_names_the_guard(record_property: Callable) -> None:
+def test_breaking_change_fails_on_criticals() -> None:
+    """A change that breaks 5 more prompts per run is stopped (guard_fail) at its screen."""
+    w = World(seeds=3, prompts=10, shift_ratio=0.5)
+    breaks = Change("breaks", {TARGET: 2 * w.predicted_mde()}, critical=5)
     sessions = 60
-    named = 0
-    for s in range(sessions):
-        change = Change("tradeoff", {WORLD.target: 0.8, "voice": -2.0})
-        out = run_session(WORLD, [change], 9000 + s)
-        v = out.final["tradeoff"]
-        assert v.status is not VerdictStatus.KEEP
-        assert v.status is VerdictStatus.GUARD_FAIL, v.reason
-        assert "voice" in v.failed_guards and "voice" in v.reason
-        named += 1
-    print(f"\ntrade-off world: {named}/{sessions} guard_fail naming voice, 0 kept")
-    record_property("tradeoff_guard_fail", named / sessions)
-
-
-def test_critical_world_guard_fails(record_property: Callable) -> None:
-    sessions = 60
-    by_critical_test = 0
-    for s in range(sessions):
-        change = Change("breaks", {WORLD.target: 0.8}, new_critical=3)
-        out = run_session(WORLD, [change], 12000 + s)
-        v = out.final["breaks"]
-        assert v.status is VerdictStatus.GUARD_FAIL, v.reason
-        # Broken prompts also drag their guard down, so a guard may fail first; the critical
-        # test itself must fire in nearly every session.
-        by_critical_test += "new critical failure" in v.reason
-    print(
-        f"\ncritical world: {sessions}/{sessions} guard_fail, the critical-failure test fired "
-        f"in {by_critical_test}/{sessions}"
+    fired = sum(critical_fired(one_probe(w, breaks, 800_000 + s, NEW)) for s in range(sessions))
+    TABLES["critical detection (new rule)"].append(
+        f"  {w.describe()}: +5 critical/run -> guard_fail on criticals {Rate(fired, sessions)}"
     )
-    record_property("critical_guard_fail", 1.0)
-    assert by_critical_test >= 0.9 * sessions
+    assert fired >= 0.9 * sessions

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 from agent.proposals import format_changes
+from agent.stats import SESSION_ALPHA, PowerReport
 from agent.store.store import Store
 from agent.verdict import NoiseModel
 from probes.durations import format_duration
@@ -15,9 +17,22 @@ VERDICT_ORDER = ["keep", "candidate", "inconclusive", "discard", "guard_fail", "
 
 
 def _fmt(value: float | None, signed: bool = False) -> str:
+    """Two decimals; never "-0.00" (a value that rounds to zero prints as 0.00 / +0.00)."""
     if value is None:
         return "—"
-    return f"{value:+.2f}" if signed else f"{value:.2f}"
+    if value != value:  # NaN
+        return "nan"
+    r = round(value, 2)
+    r = r if r != 0 else 0.0
+    return f"{r:+.2f}" if signed else f"{r:.2f}"
+
+
+_NEGATIVE_ZERO = re.compile(r"-(0\.0+)(?![0-9])")
+
+
+def no_negative_zero(text: str) -> str:
+    """Verdict reasons format with "+.2f": a delta that rounds to zero reads +0.00."""
+    return _NEGATIVE_ZERO.sub(r"+\1", text)
 
 
 def report_data(store: Store, session_id: str) -> dict[str, Any]:
@@ -61,7 +76,7 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
                 "ci_low": v.get("ci_low"),
                 "ci_high": v.get("ci_high"),
                 "deltas": {c: cats[c]["delta"] if c in cats else None for c in categories},
-                "reason": v.get("reason") or p.error or "",
+                "reason": no_negative_zero(v.get("reason") or p.error or ""),
                 "hypothesis": p.hypothesis or "",
                 "reading": p.reading or "",
                 "parent": p.parent_id,
@@ -72,8 +87,12 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
                 "verdict": p.verdict,
             }
         )
+    power, recomputed = _power(session, noise)
+    forced = bool(getattr(session, "forced", False))
     # Findings read the probes in the order they ran; the table shows them by target delta.
-    findings = _findings(runs, campaign)
+    findings_all = _findings(runs, campaign, power)
+    findings = [k.to_dict() for k in findings_all.knobs]
+    untried = _untried(runs, campaign)
     runs.sort(key=lambda r: (r["target_delta"] is None, -(r["target_delta"] or 0.0)))
     kept = [r for r in runs if r["status"] == "keep"]
     candidates = [r for r in runs if r["status"] == "candidate"]
@@ -104,8 +123,9 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
     lanes: dict[str, dict[str, Any]] = {}
     for lane in campaign["lanes"]:
         lane_runs = [r for r in runs if r["lane"] == lane and r["kind"] == "probe"]
+        lane_kept = [r for r in runs if r["lane"] == lane and r["status"] == "keep"]
         best = max(
-            (r for r in lane_runs if r["target_delta"] is not None),
+            (r for r in lane_kept or lane_runs if r["target_delta"] is not None),
             key=lambda r: r["target_delta"],
             default=None,
         )
@@ -115,42 +135,20 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
             "best": best,
         }
 
-    if kept:
-        best = max(kept, key=lambda r: r["target_delta"] or 0.0)
-        conclusion = (
-            f"Finding: {best['change']} improves {objective['target']} by "
-            f"{_fmt(best['target_delta'], True)} (interval {_fmt(best['ci_low'], True)} to "
-            f"{_fmt(best['ci_high'], True)}) over the same-step baseline, confirmed with a fresh "
-            "seed, with no guard regressing beyond its tolerance."
-        )
-    else:
-        promising = [
-            r for r in runs if r["status"] == "inconclusive" and (r["ci_low"] or 0.0) > 0.0
-        ]
-        if promising or unconfirmed:
-            shown = ", ".join(
-                f"`{r['change']}` ({_fmt(r['target_delta'], True)} "
-                f"[{_fmt(r['ci_low'], True)}, {_fmt(r['ci_high'], True)}], {r['status']})"
-                for r in [*unconfirmed, *promising]
-            )
-            conclusion = (
-                f"No confirmed finding yet. Promising and worth a replay or a larger budget: "
-                f"{shown} — each improved {objective['target']} on this run, but not beyond "
-                "the measured noise and a confirmation with a fresh seed."
-            )
-        else:
-            conclusion = (
-                "Clean negative result: no change tried improved "
-                f"{objective['target']} beyond the measured noise without a guard regressing."
-            )
-            one_sided = [f["knob"] for f in findings if f.get("classification") == "one-sided"]
-            if one_sided:
-                conclusion += (
-                    f" This says nothing of the directions not tried: {', '.join(one_sided)} "
-                    "moved one way only (see Sensitivities)."
-                )
-            else:
-                conclusion += " The recipe stands at or near its optimum for the knobs tried."
+    promising = [r for r in runs if r["status"] == "inconclusive" and (r["ci_low"] or 0.0) > 0.0]
+    conclusion = conclusion_text(
+        status=session.status,
+        error=session.error,
+        objective=objective,
+        noise_measured=noise is not None,
+        baselines=baseline_rows,
+        power=power,
+        forced=forced,
+        kept=kept,
+        unconfirmed=unconfirmed,
+        promising=promising,
+        untried=untried,
+    )
     elapsed = session.seconds_used or 0.0
     return {
         "session": {
@@ -174,7 +172,17 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         "baselines": baseline_rows,
         "noise": noise.to_dict() if noise else None,
         "seed_spread": {c: noise.seed_spread(c) for c in categories} if noise else {},
-        "mde": session.mde,
+        "mde": power.mde if power is not None else session.mde,
+        "power": power.to_dict() if power is not None else None,
+        "power_recomputed": recomputed,
+        "forced": forced,
+        "guarantee": guarantee_text(power),
+        "resolution": resolution_text(power, objective),
+        "tolerances": _tolerances(power, objective),
+        "finding_level": findings_all.level,
+        "session_alpha": power.session_alpha if power is not None else SESSION_ALPHA,
+        "judged": findings_all.judged,
+        "untried": untried,
         "runs": runs,
         "kept": kept,
         "unconfirmed": unconfirmed,
@@ -195,11 +203,211 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
     }
 
 
-def _findings(runs: list[dict[str, Any]], campaign: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per-knob sensitivities (agent/findings.py), as plain rows for the template."""
-    from agent.findings import knob_findings_from_report_runs
+def _findings(
+    runs: list[dict[str, Any]], campaign: dict[str, Any], power: PowerReport | None
+) -> Any:
+    """Per-knob sensitivities (agent/findings.py)."""
+    from agent.findings import findings_from_report_runs
 
-    return knob_findings_from_report_runs(runs, campaign)
+    return findings_from_report_runs(runs, campaign, power=power)
+
+
+def _untried(runs: list[dict[str, Any]], campaign: dict[str, Any]) -> list[str]:
+    """Every move of a declared knob that no single-knob probe judged."""
+    from agent.findings import records_from_report_runs, untried_moves
+
+    records = records_from_report_runs(runs, str(campaign["objective"]["target"]))
+    missing = untried_moves(records, campaign.get("recipe", {}), campaign.get("lanes", {}))
+    return [move for moves in missing.values() for move in moves]
+
+
+def _power(session: Any, noise: NoiseModel | None) -> tuple[PowerReport | None, bool]:
+    """The session's stored power report, or (for a session recorded before it was stored)
+    one recomputed from its baseline noise; (report, recomputed)."""
+    stored = getattr(session, "power", None)
+    if stored:
+        return PowerReport.from_dict(stored), False
+    if noise is None:
+        return None, False
+    from agent.campaign import Objective
+    from agent.stats import max_confirmations, power_report
+
+    try:
+        objective = Objective.model_validate(session.campaign["objective"])
+        seeds = int(session.campaign["probe"]["baseline_seeds"])
+    except (KeyError, TypeError, ValueError):
+        return None, False
+    most = max_confirmations(session.budget_runs, seeds)
+    return power_report(noise, objective, max_confirmations=most), True
+
+
+def _tolerance(objective: dict[str, Any], guard: str) -> float:
+    tol: Any = objective.get("guard_tolerance", 0.5)
+    if isinstance(tol, dict):
+        tol = tol.get(guard, tol.get("default", 0.5))
+    return float(tol)
+
+
+def _tolerances(power: PowerReport | None, objective: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per guard: its tolerance and the one an unchanged guard needs to pass at 80% power."""
+    needed = power.guard_tolerance_needed if power is not None else {}
+    return [
+        {"guard": g, "tolerance": _tolerance(objective, g), "needed": needed.get(g)}
+        for g in objective.get("guards", [])
+    ]
+
+
+def guarantee_text(power: PowerReport | None) -> str:
+    """The session's error guarantee, from its power report."""
+    if power is None:
+        return "No baseline was measured, so no change could be kept."
+    if power.max_confirmations is None:
+        budget = (
+            "a wall-clock budget sets no cap: the j-th confirmation is tested at "
+            f"{power.session_alpha:.0%} / 2^j"
+        )
+    else:
+        n = power.max_confirmations
+        budget = f"budget allows {n} confirmation{'s' if n != 1 else ''}"
+    return (
+        f"At most {power.session_alpha:.0%} chance that this session kept any change that does "
+        f"nothing (each confirmation tested at its alpha-spending level; {budget})."
+    )
+
+
+def resolution_text(power: PowerReport | None, objective: dict[str, Any]) -> str:
+    """What the session resolves: the target MDE, and each guard's tolerance vs the needed."""
+    if power is None:
+        return "No power estimate: what this session could resolve is unknown."
+    target = power.target
+    if power.mde == float("inf"):
+        text = f"This session cannot resolve {target} effects of any size"
+    else:
+        text = (
+            f"This session resolves {target} effects of {_fmt(power.mde)} and above (kept "
+            f"with 80% power at the first confirmation's level; min_improvement "
+            f"{_fmt(power.min_improvement)})"
+        )
+    guards = [
+        f"{t['guard']} needs {_fmt(t['needed'])} (has {_fmt(t['tolerance'])})"
+        for t in _tolerances(power, objective)
+        if t["needed"] is not None
+    ]
+    if guards:
+        text += "; guard tolerance an unchanged guard passes with 80% power: " + ", ".join(guards)
+    return text + "."
+
+
+def _why_nothing_measured(baselines: list[dict[str, Any]], error: str | None) -> str:
+    crashed = [b for b in baselines if b["status"] == "crash"]
+    errors = [str(b["error"] or "") for b in crashed]
+    if baselines and len(crashed) == len(baselines):
+        if all("timed out" in e for e in errors):
+            why = f"every baseline training timed out ({errors[-1]})"
+        else:
+            why = f"every baseline training crashed (last: {errors[-1] or 'no error recorded'})"
+    elif crashed:
+        why = f"{len(crashed)} of {len(baselines)} baseline trainings crashed"
+    elif not baselines:
+        why = "no baseline training ran"
+    else:
+        why = "the baseline was not finished"
+    if error and error not in why:
+        why += f"; the session stopped: {error}"
+    return why
+
+
+def _moves(items: list[str]) -> str:
+    return ", ".join(items)
+
+
+def conclusion_text(
+    *,
+    status: str,
+    error: str | None,
+    objective: dict[str, Any],
+    noise_measured: bool,
+    baselines: list[dict[str, Any]],
+    power: PowerReport | None,
+    forced: bool,
+    kept: list[dict[str, Any]],
+    unconfirmed: list[dict[str, Any]],
+    promising: list[dict[str, Any]],
+    untried: list[str],
+) -> str:
+    """The report's TL;DR: what the session found, and what it could and could not resolve.
+
+    "Clean negative" only when the session could see min_improvement (its power report names
+    nothing underpowered), tried every knob every way (numeric up and down, every choice),
+    kept nothing and left no candidate unconfirmed.
+    """
+    target = objective["target"]
+    if not noise_measured:
+        return (
+            f"This session measured nothing: {_why_nothing_measured(baselines, error)}. "
+            "Without a measured baseline no change was judged; this is not a negative result."
+        )
+    resolves = resolution_text(power, objective)
+    reasons = "; ".join(power.underpowered) if power is not None else ""
+    if status == "underpowered":
+        fixes = "; ".join(power.fixes) if power is not None else ""
+        text = (
+            "Stopped after the baseline as underpowered: this campaign cannot resolve what it "
+            f"asks ({reasons or error or 'see the power report'}), so no probe was trained."
+        )
+        if fixes:
+            text += f" Any one of these would fix it: {fixes}."
+        return f"{text} {resolves}"
+    parts: list[str] = []
+    if forced and reasons:
+        parts.append(
+            "This session ran past the power gate (--force): it could not resolve what it "
+            f"asks ({reasons})."
+        )
+    if kept:
+        first, *others = sorted(kept, key=lambda r: -(r["target_delta"] or 0.0))
+        for i, r in enumerate([first, *others]):
+            v = r.get("verdict") or {}
+            alpha = v.get("alpha")
+            level = f" at one-sided {alpha:.3g}" if alpha else ""
+            lead = "Finding:" if i == 0 else "Also kept:"
+            parts.append(
+                f"{lead} {r['change']} improves {target} by {_fmt(r['target_delta'], True)} "
+                f"[{_fmt(r['ci_low'], True)}, {_fmt(r['ci_high'], True)}] on an independent "
+                f"fresh-seed confirmation (judged alone{level}), with every guard shown "
+                "within its tolerance."
+            )
+        parts.append(resolves)
+        return " ".join(parts)
+    if promising or unconfirmed:
+        shown = ", ".join(
+            f"`{r['change']}` ({_fmt(r['target_delta'], True)} "
+            f"[{_fmt(r['ci_low'], True)}, {_fmt(r['ci_high'], True)}], {r['status']})"
+            for r in [*unconfirmed, *promising]
+        )
+        parts.append(
+            f"No confirmed finding yet. Promising and worth a replay or a larger budget: "
+            f"{shown} — each improved {target} on its run (interval above zero), but none "
+            "was kept: a keep needs a fresh-seed confirmation that clears min_improvement with "
+            "every guard shown within its tolerance."
+        )
+    elif power is not None and not power.underpowered and not untried:
+        parts.append(
+            "Clean negative result: no change was kept, none is left unconfirmed, the session "
+            "was powered for what it asks (its power report names nothing underpowered), and "
+            "it tried every knob both ways (every choice of the categorical ones)."
+        )
+    else:
+        parts.append("No change was kept.")
+    parts.append(resolves)
+    gaps = []
+    if reasons and not (forced and reasons):
+        gaps.append(f"it could not resolve what it asks ({reasons})")
+    if untried:
+        gaps.append(f"not tried: {_moves(untried)}")
+    if gaps:
+        parts.append(f"So this is not a clean negative: {'; '.join(gaps)}.")
+    return " ".join(parts)
 
 
 def render_report(data: dict[str, Any]) -> str:

@@ -237,6 +237,20 @@ class Store:
                 db.scalars(select(ProbeRow).where(ProbeRow.id.startswith(prefix, autoescape=True)))
             )
 
+    def reusable_run(self, key: str, *, exclude_session: str) -> ProbeRow | None:
+        """The first finished baseline run with this content key in another session."""
+        with self._sessions() as db:
+            return db.scalars(
+                select(ProbeRow)
+                .where(
+                    ProbeRow.run_key == key,
+                    ProbeRow.state == "finished",
+                    ProbeRow.status == "baseline",
+                    ProbeRow.session_id != exclude_session,
+                )
+                .order_by(ProbeRow.finished_at)
+            ).first()
+
     def probes(self, session_id: str) -> list[ProbeRow]:
         with self._sessions() as db:
             return list(

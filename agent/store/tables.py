@@ -31,7 +31,8 @@ class SessionRow(Base):
     __tablename__ = "sessions"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16))  # running | finished | failed
+    # running | finished | failed | underpowered | abandoned
+    status: Mapped[str] = mapped_column(String(16))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     budget_runs: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -42,6 +43,8 @@ class SessionRow(Base):
     campaign_path: Mapped[str] = mapped_column(Text)
     noise: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     mde: Mapped[float | None] = mapped_column(Float, nullable=True)
+    power: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # PowerReport.to_dict()
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)  # ran past the power gate
     conclusion: Mapped[str | None] = mapped_column(Text, nullable=True)
     narrative: Mapped[str | None] = mapped_column(Text, nullable=True)  # the agent's prose
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -80,6 +83,9 @@ class ProbeRow(Base):
     status: Mapped[str | None] = mapped_column(String(16), nullable=True)  # the verdict status
     verdict: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     in_budget: Mapped[bool] = mapped_column(Boolean, default=True)  # False: a manual replay
+    # A baseline reused from an earlier session (same content key): its original probe id.
+    reused_from: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    run_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
 
     __table_args__ = (Index("ix_probes_session_seq", "session_id", "seq"),)
 
