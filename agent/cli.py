@@ -370,9 +370,15 @@ def status(workspace: Workspace = Path(".")) -> None:
     console.print(f"budget: {budget}")
     if session.mde is not None:
         console.print(
-            f"minimum detectable {session.campaign['objective']['target']} effect: "
-            f"{session.mde:.2f}"
+            escape(
+                f"{session.campaign['objective']['target']} effects kept with 80% power: "
+                f"{session.mde:.2f} or more"
+            )
         )
+    if session.status == "underpowered":
+        console.print(f"[bold red]underpowered:[/] {escape(session.error or '')}", soft_wrap=True)
+    elif session.forced:
+        console.print("[yellow]ran past the power gate (--force)[/]")
     if cost:
         console.print(f"agent cost: ${cost:.2f}")
     if judge_cost:

@@ -546,7 +546,7 @@ def _classify(
     nothing = (
         (UNRESOLVED, f"nothing shown, and {resolution.target} is underpowered")
         if resolution.target_underpowered
-        else (FLAT, "every move inside the noise")
+        else (FLAT, "no move shown better or worse at the session-corrected level")
     )
     limit = math.log(1 + small_move)
     fragile = [

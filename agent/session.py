@@ -498,6 +498,22 @@ class ResearchSession:
         a confirmation is judged alone, at the level the session's alpha spending gives it.
         """
         baselines = self.baseline_runs()
+        steps = {
+            p.steps
+            for p in self.store.probes(self.id)
+            if p.kind == ProbeKind.BASELINE.value and p.status == BASELINE_STATUS
+        }
+        if steps != {row.steps}:
+            # The same-step rule: a probe is only ever compared with a baseline trained
+            # exactly as long (seed 003 compared 300-step probes with 861-step numbers).
+            return Verdict(
+                status=VerdictStatus.CRASH,
+                reason=(
+                    f"trained {row.steps} steps but the baseline {sorted(steps)}: a probe is "
+                    "compared only with a baseline trained for the same number of steps"
+                ),
+                target=self.campaign.objective.target,
+            )
         probe_runs = [scores]
         confirmation = row.kind == ProbeKind.CONFIRM.value
         alpha: float | None = None

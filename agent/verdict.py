@@ -267,29 +267,17 @@ def compare(
     guard_reg_p = [tests[g].p_below(-objective.tolerance_for(g)) for g in objective.guards]
     guard_holm = dict(zip(objective.guards, holm(guard_reg_p, REGRESS_ALPHA), strict=True))
 
-    crit_base = [
-        sum(
-            critical_prompts(
-                r, objective.categories, objective.critical_below,
-                higher_is_better=objective.higher_is_better,
-            ).values()
-        )
-        for r in baseline_runs
-    ]  # fmt: skip
-    crit_probe_cat = [
-        critical_prompts(
-            r, objective.categories, objective.critical_below,
+    def criticals(run: Sequence[Score]) -> dict[str, int]:
+        return critical_prompts(
+            run,
+            objective.categories,
+            objective.critical_below,
             higher_is_better=objective.higher_is_better,
         )
-        for r in probe_runs
-    ]  # fmt: skip
-    crit_base_cat = [
-        critical_prompts(
-            r, objective.categories, objective.critical_below,
-            higher_is_better=objective.higher_is_better,
-        )
-        for r in baseline_runs
-    ]  # fmt: skip
+
+    crit_base_cat = [criticals(r) for r in baseline_runs]
+    crit_probe_cat = [criticals(r) for r in probe_runs]
+    crit_base = [sum(c.values()) for c in crit_base_cat]
     crit_probe = [sum(c.values()) for c in crit_probe_cat]
 
     comparisons: list[CategoryComparison] = []

@@ -37,7 +37,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.testing.worlds import (  # noqa: E402
+from agent.testing.worlds import (
+    BENCH_CASES,
     FAST_CASES,
     GUARDS,
     SLOW_CASES,
@@ -51,6 +52,7 @@ from agent.testing.worlds import (  # noqa: E402
     Rule,
     World,
     critical_fired,
+    guard_passed,
     is_,
     null_sessions,
     one_probe,
@@ -58,8 +60,8 @@ from agent.testing.worlds import (  # noqa: E402
     run_session,
     world_row,
 )
-from agent.verdict import VerdictStatus  # noqa: E402
-from benchmarks.legacy_rule import LegacyRule  # noqa: E402
+from agent.verdict import VerdictStatus
+from benchmarks.legacy_rule import LegacyRule
 
 RULES: list[Rule] = [NewRule(), LegacyRule(), NaiveRule()]
 GUARD = GUARDS[0]
@@ -68,6 +70,7 @@ GUARD = GUARDS[0]
 def world_table(cases: Sequence[Case], sessions: int) -> None:
     print(f"\n{WORLD_HEADER}{'runs':>6}{'conf':>6}")
     for case in cases:
+        began = time.perf_counter()
         new_mde: float | None = None
         for rule in RULES:
             null = null_sessions(case.world, rule, sessions, seed0=100_000)
@@ -77,6 +80,7 @@ def world_table(cases: Sequence[Case], sessions: int) -> None:
             at = new_mde if rule.name == "naive" else None
             row = world_row(case, rule.name, null.false_keep, power, at=at)
             print(f"{row}{null.runs:>6.1f}{null.confirmations:>6.2f}", flush=True)
+        print(f"{'':<45}({time.perf_counter() - began:.0f}s)", flush=True)
 
 
 def guard_tables(sessions: int) -> None:
@@ -88,7 +92,7 @@ def guard_tables(sessions: int) -> None:
             cells = []
             for rule in RULES[:2]:
                 passed = sum(
-                    bool(one_probe(w, drop, 400_000 + s, rule).category(GUARD).passed)
+                    guard_passed(one_probe(w, drop, 400_000 + s, rule), GUARD)
                     for s in range(sessions)
                 )
                 cells.append(f"{rule.name} {Rate(passed, sessions)!s}")
@@ -106,7 +110,7 @@ def guard_tables(sessions: int) -> None:
             for rule in RULES[:2]:
                 verdicts = [one_probe(w, change, 500_000 + s, rule) for s in range(sessions)]
                 fail = Rate(sum(is_(v, VerdictStatus.GUARD_FAIL) for v in verdicts), sessions)
-                ni = Rate(sum(bool(v.category(GUARD).passed) for v in verdicts), sessions)
+                ni = Rate(sum(guard_passed(v, GUARD) for v in verdicts), sessions)
                 cells.append(f"{rule.name}: guard_fail {fail}, non-inferior {ni}")
             print(f"  drop {multiple:g}x tol   " + "   ".join(cells), flush=True)
         lift = 2 * w.predicted_mde()
@@ -144,11 +148,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sessions", type=int, default=300, help="sessions per cell")
     parser.add_argument(
-        "--all", action="store_true", help="every world of tests/test_verdict_worlds.py"
+        "--all",
+        action="store_true",
+        help="every world of tests/test_verdict_worlds.py (and a few more), guard and "
+        "critical-failure tables",
     )
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    cases = [*FAST_CASES, *SLOW_CASES] if args.all else FAST_CASES
+    cases = [*FAST_CASES, *SLOW_CASES, *BENCH_CASES] if args.all else FAST_CASES
     world_table(cases, args.sessions)
     if args.all:
         guard_tables(args.sessions)

@@ -1,7 +1,10 @@
-"""End to end on the demo lab: the README's main command, with small settings.
+"""End to end on the demo lab: the README's main command, with small settings, and the root
+campaign itself through its power gate.
 
 These train real LoRA probes with TRL on the demo base model (built offline on first use and
-cached under $AUTORESEARCH_CACHE, ~1 minute once).
+cached under $AUTORESEARCH_CACHE, ~1 minute once). The small settings (2 baseline seeds, 20-40
+steps) cannot resolve anything, so the mechanics tests pass `--force` past the power gate;
+`test_root_campaign_passes_the_power_gate` checks that the unchanged root campaign can.
 """
 
 from __future__ import annotations
@@ -13,15 +16,29 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from agent.campaign import load_campaign
 from agent.cli import app
+from agent.stats import PowerReport, max_confirmations, power_report
 from agent.store.store import Store
+from agent.verdict import NoiseModel
 
 ROOT = Path(__file__).parents[1]
 runner = CliRunner()
 
 
+def _copy_root(tmp_path: Path) -> Path:
+    """The repository root's demo workspace (campaign, brief, data), copied."""
+    workspace = tmp_path / "lab"
+    workspace.mkdir()
+    for name in ("search_space.yaml", "program.md"):
+        shutil.copy(ROOT / name, workspace / name)
+    shutil.copytree(ROOT / "data", workspace / "data")
+    return workspace
+
+
 def _small(workspace: Path, *, steps: int = 40) -> None:
-    """The same campaign, with probes short enough for a test."""
+    """The same campaign, with probes short enough for a test (underpowered: the tests that
+    use it are about mechanics and pass --force)."""
     path = workspace / "search_space.yaml"
     campaign = yaml.safe_load(path.read_text())
     campaign["probe"]["steps"] = steps
@@ -30,10 +47,11 @@ def _small(workspace: Path, *, steps: int = 40) -> None:
     path.write_text(yaml.safe_dump(campaign, sort_keys=False))
 
 
-def _check_session(workspace: Path, trainings: int) -> Store:
+def _check_session(workspace: Path, trainings: int, *, forced: bool = True) -> Store:
     store = Store(workspace)
     session = store.latest_session()
     assert session is not None and session.status == "finished"
+    assert session.forced is forced
     assert store.runs_used(session.id) == trainings
     probes = store.probes(session.id)
     assert [p.kind for p in probes[:2]] == ["baseline", "baseline"]
@@ -49,17 +67,25 @@ def _check_session(workspace: Path, trainings: int) -> Store:
 
 @pytest.mark.slow
 def test_demo_lab_session(tmp_path: Path) -> None:
-    workspace = tmp_path / "lab"
-    workspace.mkdir()
-    for name in ("search_space.yaml", "program.md"):
-        shutil.copy(ROOT / name, workspace / name)
-    shutil.copytree(ROOT / "data", workspace / "data")
+    workspace = _copy_root(tmp_path)
     _small(workspace)
     result = runner.invoke(app, ["start", "--budget", "4", "-w", str(workspace)])
+    # Two seeds of 40 steps resolve nothing: the gate stops the session after its baseline.
+    assert result.exit_code == 3, result.output
+    store = Store(workspace)
+    stopped = store.latest_session()
+    assert stopped is not None and stopped.status == "underpowered" and stopped.power
+    assert PowerReport.from_dict(stopped.power).underpowered
+    assert store.runs_used(stopped.id) == 2
+    # --force goes on; the new session reuses the two baseline runs (no training charged), so
+    # its 3 trainings are all probes.
+    result = runner.invoke(app, ["start", "--force", "--budget", "3", "-w", str(workspace)])
     assert result.exit_code == 0, result.output
-    store = _check_session(workspace, 4)
+    store = _check_session(workspace, 3)
     session = store.latest_session()
     assert session is not None and session.noise
+    baselines = [p for p in store.probes(session.id) if p.kind == "baseline"]
+    assert len(baselines) == 2 and all(p.reused_from for p in baselines)
     # The offline policy proposed knobs of the lanes, within their ranges.
     probe = next(p for p in store.probes(session.id) if p.kind == "probe")
     assert probe.lane in {"hyperparameters", "data_mixture", "curriculum"}
@@ -73,6 +99,29 @@ def test_init_workspace_runs_its_example_command_trainer(tmp_path: Path) -> None
     result = runner.invoke(app, ["init", str(workspace)])
     assert result.exit_code == 0, result.output
     _small(workspace, steps=20)
-    result = runner.invoke(app, ["start", "--budget", "3", "-w", str(workspace)])
+    result = runner.invoke(app, ["start", "--force", "--budget", "3", "-w", str(workspace)])
     assert result.exit_code == 0, result.output
     _check_session(workspace, 3)
+
+
+@pytest.mark.slow
+def test_root_campaign_passes_the_power_gate(tmp_path: Path) -> None:
+    """The root campaign, unchanged, can resolve what it asks: after its baseline the power
+    gate lets the session go on (no --force), for the README's `start --budget 8` too.
+
+    Trains the baseline seeds and one probe of the real demo (about 20-50 s each)."""
+    workspace = _copy_root(tmp_path)
+    campaign = load_campaign(workspace / "search_space.yaml")
+    seeds = campaign.probe.baseline_seeds
+    result = runner.invoke(app, ["start", "--budget", str(seeds + 1), "-w", str(workspace)])
+    assert result.exit_code == 0, result.output
+    store = _check_session(workspace, seeds + 1, forced=False)
+    session = store.latest_session()
+    assert session is not None and session.noise and session.power
+    assert PowerReport.from_dict(session.power).underpowered == []
+    # `start --budget 8` tests its first confirmation at a stricter level (two confirmations
+    # to pay for, not one): the same baseline must pass that gate too.
+    noise = NoiseModel.from_dict(session.noise)
+    at_8 = power_report(noise, campaign.objective, max_confirmations=max_confirmations(8, seeds))
+    assert at_8.underpowered == [], at_8.underpowered
+    assert at_8.mde <= campaign.objective.max_mde

@@ -278,10 +278,15 @@ class InterruptingTrainer:
 
 
 @pytest.mark.parametrize("interrupt_at", [2, 4, 6])
-def test_ctrl_c_then_resume_keeps_everything(workspace: Path, interrupt_at: int) -> None:
+def test_ctrl_c_then_resume_keeps_everything(
+    workspace: Path, interrupt_at: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from agent.campaign import load_campaign
     from agent.runtime import build_trainer, open_session
     from agent.session import BudgetSpec
+
+    markers = workspace.parent / "markers"  # the trainer's own record of what it started
+    monkeypatch.setenv("FAKE_MARKERS", str(markers))
 
     campaign = load_campaign(workspace / "search_space.yaml")
     trainer = InterruptingTrainer(build_trainer(campaign), interrupt_at)
@@ -299,9 +304,16 @@ def test_ctrl_c_then_resume_keeps_everything(workspace: Path, interrupt_at: int)
     assert len(before) == interrupt_at - 1
     running = [p for p in store.probes(session.id) if p.state == "running"]
     assert len(running) == 1
+    started_before = {m.name: m.read_text() for m in markers.glob("*.started")}
+    assert len(started_before) == interrupt_at - 1
     code, out = cli("resume", workspace=workspace)
     assert code == 0, out
     store = assert_views_match(workspace)
+    started_after = {m.name: m.read_text() for m in markers.glob("*.started")}
+    # Resume trained what was left and nothing that had finished: 8 trainings in all, and
+    # every training started before the interruption was not started again.
+    assert len(started_after) == 8
+    assert all(started_after[k] == v for k, v in started_before.items())
     after = {p.id: p.status for p in store.probes(session.id)}
     assert all(after[k] == v for k, v in before.items())  # nothing finished was lost or changed
     assert store.runs_used(session.id) == 8  # the interrupted training counted once
@@ -623,3 +635,37 @@ def test_every_training_of_a_session_has_its_own_seed(workspace: Path) -> None:
     for p in probes:
         config = json.loads((Path(p.run_dir) / "config.json").read_text())  # type: ignore[arg-type]
         assert config["seed"] == p.seed and config["steps"] == p.steps == 30
+
+
+def test_a_probe_trained_for_other_steps_is_never_judged_against_the_baseline(
+    workspace: Path,
+) -> None:
+    from agent.policies.sweep import SweepPolicy
+    from agent.replay import stored_campaign
+    from agent.runtime import build_executor, build_trainer
+    from agent.session import ResearchSession
+    from agent.store.tables import ProbeRow
+
+    assert cli("start", "--budget", "4", workspace=workspace)[0] == 0
+    store = Store(workspace)
+    row = store.latest_session()
+    assert row is not None
+    campaign = stored_campaign(store, row.id)
+    policy = SweepPolicy(campaign)
+    session = ResearchSession(
+        store=store,
+        campaign=campaign,
+        row=row,
+        executor=build_executor(build_trainer(campaign)),
+        policy=policy,
+        fallback=policy,
+    )
+    probe = next(p for p in store.probes(row.id) if p.kind == "probe")
+    scores = store.scores(probe.id)
+    same = ProbeRow(id="x", session_id=row.id, seq=99, kind="probe", changes=probe.changes,
+                    steps=30, seed=50, state="finished")  # fmt: skip
+    assert session._judge(same, scores).status.value != "crash"
+    longer = ProbeRow(id="y", session_id=row.id, seq=99, kind="probe", changes=probe.changes,
+                      steps=60, seed=51, state="finished")  # fmt: skip
+    verdict = session._judge(longer, scores)
+    assert verdict.status.value == "crash" and "same number of steps" in verdict.reason

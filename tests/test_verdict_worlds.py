@@ -47,8 +47,11 @@ the true MDE. test_threshold_shortcut_matches_the_session_loop checks that it is
 Guards do not bind in the world rows (tolerance 1000: the target test alone is measured, as
 the stated MDE assumes); the guard tests use the tolerance an unchanged guard needs (80%).
 
-    python -m pytest tests/test_verdict_worlds.py -s          # the fast cases, tables
-    python -m pytest tests/test_verdict_worlds.py -s -m slow  # the heavier worlds
+The world rows are worlds.FAST_CASES (run by default) and worlds.SLOW_CASES (marked slow);
+the benchmark's --all adds worlds.BENCH_CASES and the 2-seed guard and critical tables.
+
+    python -m pytest tests/test_verdict_worlds.py -s -m "not slow"  # fast cases (~2 min on 2 cores)
+    python -m pytest tests/test_verdict_worlds.py -s                # all (~5 min)
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ from agent.testing.worlds import (
     Rule,
     World,
     critical_fired,
+    guard_passed,
     is_,
     keep_threshold,
     null_sessions,
@@ -169,8 +173,7 @@ def test_guard_test_size(n: int) -> None:
     rates = {}
     for rule, sessions in ((NEW, GUARD_SESSIONS), (OLD, OLD_SESSIONS)):
         passed = sum(
-            bool(one_probe(w, drop, 400_000 + s, rule).category(GUARD).passed)
-            for s in range(sessions)
+            guard_passed(one_probe(w, drop, 400_000 + s, rule), GUARD) for s in range(sessions)
         )
         rates[rule.name] = Rate(passed, sessions)
     TABLES[GUARD_TABLE].append(f"  {w.describe():<28} new {rates['new']!s}  old {rates['old']!s}")
@@ -190,7 +193,7 @@ def test_guard_inside_tolerance_rarely_fails(multiple: float) -> None:
     for s in range(SESSIONS):
         v = one_probe(w, change, 500_000 + s, NEW)
         fails += is_(v, VerdictStatus.GUARD_FAIL)
-        passes += bool(v.category(GUARD).passed)
+        passes += guard_passed(v, GUARD)
     fail, ni = Rate(fails, SESSIONS), Rate(passes, SESSIONS)
     TABLES["guards at the tolerance an unchanged guard needs (new rule)"].append(
         f"  {w.describe()}, tolerance {w.tolerance:.2f}: guard drop {multiple:g}x tol -> "

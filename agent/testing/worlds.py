@@ -38,15 +38,14 @@ them for the new, the old and the naive rule.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from agent.campaign import Objective
 from agent.stats import (
-    CRITICAL_ALPHA,
     NoiseModel,
     build_noise_model,
     category_means,
@@ -84,7 +83,6 @@ class Change:
 class World:
     """Noise, eval set and session settings of a simulated campaign."""
 
-    name: str = "world"
     seeds: int = 3
     """Baseline runs."""
     prompts: int = 10
@@ -225,9 +223,9 @@ class Lab:
             rate = 0.0
         count = int(rng.poisson(rate)) if rate > 0 else 0
         count += round(change.critical) if change else 0
-        broken = np.zeros(len(cats) * n, dtype=bool)
-        broken[order[: min(count, broken.size)]] = True
-        broken = broken.reshape(len(cats), n)
+        flat = np.zeros(len(cats) * n, dtype=bool)
+        flat[order[: min(count, flat.size)]] = True
+        broken = flat.reshape(len(cats), n)
         scores: list[Score] = []
         for ci, c in enumerate(cats):
             shift = shift_model if (w.shift == "model" or c == TARGET) else 0.0
@@ -248,23 +246,28 @@ class Lab:
 # ---- rules -------------------------------------------------------------------------------------
 
 
+#: A verdict of agent.verdict, or of the legacy rule (its own classes, the same fields).
+AnyVerdict = Any
+
+
 class Judge(Protocol):
     """One session's use of a rule, after its baseline."""
 
     stated_mde: float | None
     underpowered: bool
 
-    def screen(self, run: Sequence[Score], *, index: int = 0) -> Verdict: ...
+    def screen(self, run: Sequence[Score], *, index: int = 0) -> AnyVerdict: ...
 
     def confirm(
         self, candidate: Sequence[Score], confirmation: Sequence[Score], j: int, *, index: int = 0
-    ) -> Verdict: ...
+    ) -> AnyVerdict: ...
 
     def finished_pair(self, candidate: Sequence[Score], confirmation: Sequence[Score]) -> None: ...
 
 
 class Rule(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def start(self, baseline: list[list[Score]], world: World, *, power: bool = False) -> Judge: ...
 
@@ -352,14 +355,20 @@ class NaiveRule:
         return NaiveJudge(baseline, world)
 
 
-def is_(v: Verdict, status: VerdictStatus) -> bool:
+def is_(v: AnyVerdict, status: VerdictStatus) -> bool:
     """Whether a verdict has `status`; by value, since the legacy rule has its own enum."""
     return v.status.value == status.value
 
 
-def critical_fired(v: Verdict) -> bool:
+def critical_fired(v: AnyVerdict) -> bool:
     """Whether a verdict failed on new critical failures (either rule's wording)."""
     return is_(v, VerdictStatus.GUARD_FAIL) and "new critical failure" in v.reason
+
+
+def guard_passed(v: AnyVerdict, guard: str) -> bool:
+    """Whether the verdict shows `guard` non-inferior (the legacy rule: after Holm)."""
+    c = v.category(guard)
+    return bool(c is not None and c.passed)
 
 
 # ---- sessions ----------------------------------------------------------------------------------
@@ -368,17 +377,12 @@ def critical_fired(v: Verdict) -> bool:
 @dataclass
 class SessionResult:
     kept: list[str]
-    screens: list[tuple[str, Verdict]]
+    screens: list[tuple[str, AnyVerdict]]
     """(change name, screen verdict) per probe, in order."""
     confirmations: int
     runs: int
     stated_mde: float | None
     underpowered: bool
-
-    def false_keep(self, effective: Iterable[str] = ()) -> bool:
-        """Kept at least one change that does nothing (any change not in `effective`)."""
-        real = set(effective)
-        return any(k not in real for k in self.kept)
 
 
 def null_change(i: int) -> Change:
@@ -402,7 +406,7 @@ def run_session(
     queue = list(changes)
     pending: tuple[Change, list[Score]] | None = None
     kept: list[str] = []
-    screens: list[tuple[str, Verdict]] = []
+    screens: list[tuple[str, AnyVerdict]] = []
     done = 0
     while runs < world.budget:
         if pending is not None:
@@ -463,7 +467,7 @@ def keep_threshold(
     judge = rule.start(baseline, world, power=power)
     s = world.seeds
 
-    def verdicts(e: float) -> tuple[Verdict, Verdict | None]:
+    def verdicts(e: float) -> tuple[AnyVerdict, AnyVerdict | None]:
         change = change_of(e)
         probe = lab.run(change, index=s)
         v = judge.screen(probe, index=s + 1)
@@ -519,7 +523,7 @@ def _secant(need: Callable[[float], float | None], scale: float) -> tuple[float,
     return None
 
 
-def _linear_guess(screen: Verdict, confirm: Verdict | None) -> float | None:
+def _linear_guess(screen: AnyVerdict, confirm: AnyVerdict | None) -> float | None:
     """The effect at which both stages' target tests would just pass, if the target delta
     moves one for one with the effect and nothing else does."""
     if not screen.categories:  # the naive rule: kept when the delta is above 0
@@ -648,7 +652,7 @@ def power_sessions(
 
 def one_probe(
     world: World, change: Change, seed: int, rule: Rule, *, confirmation: bool = False
-) -> Verdict:
+) -> AnyVerdict:
     """One probe of `change` against a fresh baseline: its screen verdict, or with
     `confirmation` the first confirmation's verdict on a second run of it."""
     lab = Lab(world, seed)
@@ -679,22 +683,26 @@ class Case:
 
 FAST_CASES = [
     Case("model 1x", World(seeds=3, prompts=10, shift="model", shift_ratio=1.0), mde=True),
-    Case("target-only 1x", World(seeds=3, prompts=10, shift="target", shift_ratio=1.0), mde=True),
+    Case("target-only 1x", World(seeds=3, prompts=5, shift="target", shift_ratio=1.0), mde=True),
     Case("model 0.5x, 2 seeds", World(seeds=2, prompts=5, shift_ratio=0.5)),
     Case("model 0.5x, clipped", World(seeds=3, prompts=3, shift_ratio=0.5, clip=True)),
 ]
 SLOW_CASES = [
     Case("model 1x, 30 prompts", World(seeds=3, prompts=30, probes=20), mde=True),
-    Case("target-only 1x, 5", World(seeds=3, prompts=5, probes=20, shift="target"), mde=True),
-    Case("model 0.5x, 2 seeds", World(seeds=2, prompts=30, probes=20, shift_ratio=0.5)),
+    Case("target-only 1x, 3", World(seeds=3, prompts=3, probes=20, shift="target"), mde=True),
+    Case("model 0.5x, 2 seeds, 10", World(seeds=2, prompts=10, probes=20, shift_ratio=0.5)),
     Case("model 1x, 2 seeds", World(seeds=2, prompts=3, probes=20)),
-    Case("model 1x, 2 seeds, clip", World(seeds=2, prompts=10, clip=True)),
-    Case("crit fixed", World(seeds=3, prompts=30, shift_ratio=0.5, critical="fixed")),
     Case("crit by seed", World(seeds=3, prompts=30, shift_ratio=0.5, critical="seed")),
+]
+#: Worlds only the benchmark's --all runs (the test file's time budget has no room for them).
+BENCH_CASES = [
+    Case("crit fixed", World(seeds=3, prompts=30, shift_ratio=0.5, critical="fixed")),
+    Case("model 1x, 2 seeds, clip", World(seeds=2, prompts=10, clip=True)),
+    Case("target-only 1x, 2 seeds", World(seeds=2, prompts=30, shift="target")),
 ]
 
 WORLD_HEADER = (
-    f"{'world':<54}{'rule':<6}{'false keep [95% CI]':>22}{'power@1x':>22}{'power@1.5x':>22}"
+    f"{'world':<45}{'rule':<6}{'false keep [95% CI]':>22}{'power@1x':>22}{'power@1.5x':>22}"
     f"{'@own':>6}{'stated':>8}{'true MDE [95% CI]':>25}{'true/st':>8}"
 )
 
@@ -710,24 +718,21 @@ def world_row(
     ratio = f"{true / stated:.2f}" if math.isfinite(true) and stated > 0 else "inf"
     named = f"{stated:.2f}" if power.stated else f"({stated:.2f})"
     return (
-        f"{case.label:<54}{rule:<6}{false_keep!s:>22}{power.power_at(stated)!s:>22}"
+        f"{case.world.describe():<45}{rule:<6}{false_keep!s:>22}{power.power_at(stated)!s:>22}"
         f"{power.power_at(1.5 * stated)!s:>22}{own:>6}{named:>8}"
         f"{f'{true:.2f} [{lo:.2f},{hi:.2f}]':>25}{ratio:>8}"
     )
 
 
-def with_tolerance(world: World, tolerance: float) -> World:
-    return replace(world, tolerance=tolerance)
-
-
 __all__ = [
-    "CRITICAL_ALPHA",
+    "BENCH_CASES",
     "FAST_CASES",
     "GUARDS",
     "SLOW_CASES",
     "TARGET",
     "WIDE",
     "WORLD_HEADER",
+    "AnyVerdict",
     "Case",
     "Change",
     "Judge",
@@ -742,6 +747,7 @@ __all__ = [
     "Threshold",
     "World",
     "critical_fired",
+    "guard_passed",
     "is_",
     "keep_threshold",
     "null_sessions",
@@ -750,6 +756,5 @@ __all__ = [
     "quantile_ci",
     "run_session",
     "wilson",
-    "with_tolerance",
     "world_row",
 ]
