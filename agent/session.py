@@ -124,6 +124,11 @@ def preflight(
     except PromptFileError as exc:
         report.problems.append(str(exc))
     report.counts = dict(Counter(p.category for p in report.prompts))
+    if not report.prompts and not report.problems:
+        report.problems.append(
+            f"{prompts_path}: the file has no eval prompts (empty); every probe would be a "
+            "crash with no scores — add one JSON line per prompt (id, category, prompt)"
+        )
     if report.prompts:
         need = campaign.probe.min_prompts_per_category
         for role, category in [("target", campaign.objective.target)] + [

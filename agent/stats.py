@@ -717,20 +717,29 @@ def _guard_fix(noise: NoiseModel, guard: str, have: float, needed: float) -> str
         return guard_min_tolerance(noise, guard, **kw) <= have
 
     fix = [f"objective.guard_tolerance {guard}: {math.ceil(needed * 100) / 100:.2f}"]
-    need_n = _smallest(range(m + 1, 20 * m + 1), lambda k: passes(prompts=k))
-    need_r = _smallest(range(r + 1, 33), lambda k: passes(repeats=k))
-    need_s = _smallest(range(s + 1, 17), lambda k: passes(seeds=k))
-    if need_n:
-        fix.append(f"{need_n} {guard} prompts (now {m})")
-    if need_r:
-        fix.append(f"probe.eval_repeats {need_r} (now {r})")
-    if need_s:
-        fix.append(f"probe.baseline_seeds {need_s} (now {s})")
-    if not (need_n or need_r or need_s):
-        both = _seeds_and_prompts(m, s, lambda **kw: passes(**kw))
-        if both:
-            fix.append(f"{both} {guard} prompts together")
+    fix += _levers(guard, m, r, s, passes)
     return " or ".join(fix)
+
+
+def _levers(category: str, n: int, r: int, s: int, ok: Any, optimistic: str = "") -> list[str]:
+    """Each single lever (prompts of `category`, eval repeats, baseline seeds) that alone
+    makes `ok(**what_if)` true, with the smallest value that does; when none does, the fewest
+    seeds that do it together with more prompts; empty when nothing up to 16 seeds does."""
+    need_n = _smallest(range(n + 1, 20 * n + 1), lambda k: ok(prompts=k))
+    need_r = _smallest(range(r + 1, 33), lambda k: ok(repeats=k))
+    need_s = _smallest(range(s + 1, 17), lambda k: ok(seeds=k))
+    out = []
+    if need_n:
+        out.append(f"{need_n} {category} prompts (now {n}){optimistic if r == 1 else ''}")
+    if need_r:
+        out.append(f"probe.eval_repeats {need_r} (now {r}){optimistic}")
+    if need_s:
+        out.append(f"probe.baseline_seeds {need_s} (now {s})")
+    if not out:
+        both = _seeds_and_prompts(n, s, ok)
+        if both:
+            out.append(f"{both} {category} prompts together")
+    return out
 
 
 def _seeds_and_prompts(n: int, s: int, ok: Any) -> str | None:
@@ -800,25 +809,14 @@ def power_report(
             f"target {target}: the smallest effect kept with {POWER:.0%} power is {value:.2f}, "
             f"above {limit:.2f} (objective.max_mde, default {gate_ratio:g} x min_improvement)"
         )
-        need_n = _smallest(range(n + 1, 20 * n + 1), lambda k: mde(prompts=k) <= limit)
-        need_r = _smallest(range(r + 1, 33), lambda k: mde(repeats=k) <= limit)
-        need_s = _smallest(range(s + 1, 17), lambda k: mde(seeds=k) <= limit)
-        if need_n:
-            fixes.append(f"{need_n} {target} prompts (now {n}){optimistic if r == 1 else ''}")
-        if need_r:
-            fixes.append(f"probe.eval_repeats {need_r} (now {r}){optimistic}")
-        if need_s:
-            fixes.append(f"probe.baseline_seeds {need_s} (now {s})")
-        if not (need_n or need_r or need_s):
-            both = _seeds_and_prompts(n, s, lambda **kw: mde(**kw) <= limit)
-            if both:
-                fixes.append(f"{both} {target} prompts together")
-            else:
-                fixes.append(
-                    f"no number of {target} prompts, eval repeats or baseline seeds (up to 16) "
-                    f"brings it to {limit:.2f}: the run-to-run shift of the whole category "
-                    "dominates"
-                )
+        levers = _levers(target, n, r, s, lambda **kw: mde(**kw) <= limit, optimistic)
+        fixes += levers
+        if not levers:
+            fixes.append(
+                f"no number of {target} prompts, eval repeats or baseline seeds (up to 16) "
+                f"brings it to {limit:.2f}: the run-to-run shift of the whole category "
+                "dominates"
+            )
         fixes.append(f"objective.max_mde {math.ceil(value * 100) / 100:.2f} (accept seeing less)")
     guards = list(getattr(objective, "guards", []))
     needed: dict[str, float] = {}

@@ -8,18 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from agent.cli import app
 from agent.store.store import Store
 from tests.conftest import make_workspace, write_prompts
-
-runner = CliRunner()
-
-
-def cli(*args: str, workspace: Path) -> tuple[int, str]:
-    result = runner.invoke(app, [*args, "--workspace", str(workspace)])
-    return result.exit_code, result.output
+from tests.test_session import cli
 
 
 @pytest.fixture
