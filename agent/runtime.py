@@ -17,6 +17,7 @@ from agent.session import (
     ResearchSession,
     SessionError,
     preflight,
+    reusable_baselines,
 )
 from agent.store.store import Store
 from probes.executors.base import Executor
@@ -123,7 +124,8 @@ def open_session(
             store.update_session(unfinished.id, status="abandoned")
             store.event(unfinished.id, "session", "abandoned by `start --new`")
     trainer = trainer or build_trainer(campaign)
-    report = preflight(campaign, trainer, None if resume else budget)
+    free = 0 if resume or no_cache else reusable_baselines(store, campaign)
+    report = preflight(campaign, trainer, None if resume else budget, reusable_baselines=free)
     if not report.ok:
         raise SessionError("preflight failed:\n" + "\n".join(f"  - {p}" for p in report.problems))
     prepare = getattr(trainer, "prepare", None)

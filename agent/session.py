@@ -114,9 +114,16 @@ class PreflightReport:
 
 
 def preflight(
-    campaign: Campaign, trainer: Trainer | None, budget: BudgetSpec | None = None
+    campaign: Campaign,
+    trainer: Trainer | None,
+    budget: BudgetSpec | None = None,
+    *,
+    reusable_baselines: int = 0,
 ) -> PreflightReport:
-    """Check that a session can produce meaningful verdicts before spending anything."""
+    """Check that a session can produce meaningful verdicts before spending anything.
+
+    `reusable_baselines`: baseline seeds an earlier session already trained identically
+    (they cost no budget)."""
     report = PreflightReport()
     prompts_path = campaign.resolve(campaign.eval.prompts)
     try:
@@ -163,16 +170,36 @@ def preflight(
                 f"({format_duration(timeout)}) may stop probes while they wait for it"
             )
     if budget is not None and budget.runs is not None:
-        need_runs = campaign.probe.baseline_seeds + 1
+        to_train = max(0, campaign.probe.baseline_seeds - reusable_baselines)
+        need_runs = to_train + 1
         if budget.runs < need_runs:
+            reused = f" ({reusable_baselines} reused)" if reusable_baselines else ""
             report.problems.append(
-                f"--budget {budget.runs} cannot cover {campaign.probe.baseline_seeds} baseline "
-                f"seeds and one probe (need at least {need_runs})"
+                f"--budget {budget.runs} cannot cover {to_train} baseline seed(s) to train"
+                f"{reused} and one probe (need at least {need_runs})"
             )
     brief = campaign.agent.brief
     if brief and not campaign.resolve(brief).exists():
         report.warnings.append(f"agent.brief: {brief!r} not found; the agent gets no brief")
     return report
+
+
+def reusable_baselines(store: Store, campaign: Campaign) -> int:
+    """How many of the campaign's baseline seeds an earlier session trained identically."""
+    count = 0
+    for i in range(campaign.probe.baseline_seeds):
+        try:
+            key = run_key(
+                campaign,
+                params=dict(campaign.recipe),
+                steps=campaign.probe.steps,
+                seed=campaign.probe.seed + i,
+                kind=ProbeKind.BASELINE.value,
+            )
+        except OSError:
+            return count
+        count += store.reusable_run(key, exclude_session="") is not None
+    return count
 
 
 # ---- workspace lock -------------------------------------------------------------------------

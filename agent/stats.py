@@ -98,9 +98,16 @@ def prompt_means(runs: Sequence[Sequence[Score]]) -> dict[tuple[str, str], float
     Averaging repeats inside a run first weighs every run equally even when runs were
     evaluated a different number of times.
     """
+    return average_prompt_means([run_prompt_means(run) for run in runs])
+
+
+def average_prompt_means(
+    per_run: Sequence[dict[tuple[str, str], float]],
+) -> dict[tuple[str, str], float]:
+    """(category, prompt_id) -> mean over runs of the runs' own per-prompt means."""
     acc: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for run in runs:
-        for key, value in run_prompt_means(run).items():
+    for means in per_run:
+        for key, value in means.items():
             acc[key].append(value)
     return {k: sum(v) / len(v) for k, v in acc.items()}
 

@@ -45,6 +45,7 @@ from agent.stats import (
     PowerReport,
     PowerRow,
     anscombe,
+    average_prompt_means,
     build_noise_model,
     critical_prompts,
     guard_min_tolerance,
@@ -52,7 +53,6 @@ from agent.stats import (
     means_by_category,
     minimum_detectable_effect,
     power_report,
-    prompt_means,
     run_prompt_means,
 )
 from probes.spec import Score
@@ -231,8 +231,8 @@ def compare(
 
     base_runs = [run_prompt_means(r) for r in baseline_runs]
     probe_means_per_run = [run_prompt_means(r) for r in probe_runs]
-    base_prompts = prompt_means(baseline_runs)
-    probe_prompts = prompt_means(probe_runs)
+    base_prompts = average_prompt_means(base_runs)
+    probe_prompts = average_prompt_means(probe_means_per_run)
     present = {c for (c, _p) in base_prompts} & {c for (c, _p) in probe_prompts}
     missing = [c for c in objective.categories if c not in present]
     if missing:

@@ -66,34 +66,6 @@ def _check_session(workspace: Path, trainings: int, *, forced: bool = True) -> S
 
 
 @pytest.mark.slow
-def test_demo_lab_session(tmp_path: Path) -> None:
-    workspace = _copy_root(tmp_path)
-    _small(workspace)
-    result = runner.invoke(app, ["start", "--budget", "4", "-w", str(workspace)])
-    # Two seeds of 40 steps resolve nothing: the gate stops the session after its baseline.
-    assert result.exit_code == 3, result.output
-    store = Store(workspace)
-    stopped = store.latest_session()
-    assert stopped is not None and stopped.status == "underpowered" and stopped.power
-    assert PowerReport.from_dict(stopped.power).underpowered
-    assert store.runs_used(stopped.id) == 2
-    # --force goes on; the new session reuses the two baseline runs (no training charged), so
-    # its 3 trainings are all probes.
-    result = runner.invoke(app, ["start", "--force", "--budget", "3", "-w", str(workspace)])
-    assert result.exit_code == 0, result.output
-    store = _check_session(workspace, 3)
-    session = store.latest_session()
-    assert session is not None and session.noise
-    baselines = [p for p in store.probes(session.id) if p.kind == "baseline"]
-    assert len(baselines) == 2 and all(p.reused_from for p in baselines)
-    # The offline policy proposed knobs of the lanes, within their ranges.
-    probe = next(p for p in store.probes(session.id) if p.kind == "probe")
-    assert probe.lane in {"hyperparameters", "data_mixture", "curriculum"}
-    assert "facts" in (workspace / "SESSION_REPORT.md").read_text()
-    assert (workspace / "runs" / "optuna.db").exists()
-
-
-@pytest.mark.slow
 def test_init_workspace_runs_its_example_command_trainer(tmp_path: Path) -> None:
     workspace = tmp_path / "mine"
     result = runner.invoke(app, ["init", str(workspace)])
@@ -125,3 +97,11 @@ def test_root_campaign_passes_the_power_gate(tmp_path: Path) -> None:
     at_8 = power_report(noise, campaign.objective, max_confirmations=max_confirmations(8, seeds))
     assert at_8.underpowered == [], at_8.underpowered
     assert at_8.mde <= campaign.objective.max_mde
+    # The offline policy proposed a knob of the lanes, within its range, and kept its study.
+    probe = next(p for p in store.probes(session.id) if p.kind == "probe")
+    assert probe.lane in campaign.lanes
+    ((knob, value),) = probe.changes.items()
+    assert campaign.lanes[probe.lane][knob].contains(value)
+    assert "facts" in (workspace / "SESSION_REPORT.md").read_text()
+    assert (workspace / "runs" / "optuna.db").exists()
+

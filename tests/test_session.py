@@ -101,7 +101,7 @@ def test_budget_is_never_overspent(workspace: Path) -> None:
 def test_budget_too_small_for_the_baseline(workspace: Path) -> None:
     code, out = cli("start", "--budget", "3", workspace=workspace)
     assert code == 2
-    assert "cannot cover 3 baseline seeds" in out
+    assert "cannot cover 3 baseline seed(s) to train" in out
 
 
 def test_wall_clock_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -488,6 +488,7 @@ def test_policy_proposals_are_validated_and_replays_confirmed(workspace: Path) -
         replay_last_probe,  # the same probe again -> refused
         replay_baseline,  # refused: not a probe
         probe(learning_rate=0.002),  # the real effect -> candidate -> confirm -> keep
+        replay_last_probe,  # a replay of the kept change: a screen, never a keep by itself
     ]
     policy = ScriptedPolicy(script)
     from agent.campaign import load_campaign
@@ -511,7 +512,12 @@ def test_policy_proposals_are_validated_and_replays_confirmed(workspace: Path) -
     assert any("already replayed once" in r for r in policy.rejected)
     assert any("is not a probe of this session" in r for r in policy.rejected)
     keep = [p for p in probes if p.status == "keep"]
-    assert [p.kind for p in keep] == ["confirm"]
+    assert keep and all(p.kind == "confirm" for p in keep)
+    replays = [p for p in probes if p.kind == "replay"]
+    assert [p.changes for p in replays] == [{"lora_r": 8}, {"learning_rate": 0.002}]
+    # A replay pools its runs for a screen; only a fresh-seed confirmation judged alone keeps.
+    assert all(p.verdict["stage"] == "screen" for p in replays)  # type: ignore[index]
+    assert replays[1].status == "candidate"
     # Readings were stored, and every finished non-baseline probe was told once, in order.
     assert all(p.reading == f"read {p.id}" for p in probes if p.kind != "baseline")
     assert policy.told == [p.id for p in probes if p.kind != "baseline"]

@@ -90,7 +90,7 @@ from benchmarks.legacy_rule import LegacyRule
 NEW: Rule = NewRule()
 OLD: Rule = LegacyRule()
 SESSIONS = 300
-OLD_SESSIONS = 100  # printed beside the new rule's rates, not asserted (a slower bootstrap)
+OLD_SESSIONS = 50  # printed beside the new rule's rates, not asserted (a slower bootstrap)
 SLACK = 0.01
 GUARD = GUARDS[0]
 
