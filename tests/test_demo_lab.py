@@ -104,4 +104,3 @@ def test_root_campaign_passes_the_power_gate(tmp_path: Path) -> None:
     assert campaign.lanes[probe.lane][knob].contains(value)
     assert "facts" in (workspace / "SESSION_REPORT.md").read_text()
     assert (workspace / "runs" / "optuna.db").exists()
-
