@@ -33,7 +33,9 @@ DEFAULT_LANES = ("hyperparameters", "data_mixture", "curriculum")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number is finite: NaN or infinity would silently switch a check off (a timeout of
+    # .inf, critical_below .nan) or write invalid JSON into a probe's config.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Objective(_Strict):
@@ -198,6 +200,24 @@ class Campaign(_Strict):
     probe: ProbeSettings
     recipe: dict[str, Any]
     """Every training setting of the production recipe: the baseline's settings."""
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe_numbers_finite(cls, recipe: dict[str, Any]) -> dict[str, Any]:
+        def check(value: Any, where: str) -> None:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{where} is {value}: every recipe number must be finite")
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    check(v, f"{where}.{k}")
+            if isinstance(value, list):
+                for i, v in enumerate(value):
+                    check(v, f"{where}[{i}]")
+
+        for key, value in recipe.items():
+            check(value, key)
+        return recipe
+
     lanes: dict[str, dict[str, Knob]]
     """Lane name -> knob name -> allowed values. Every knob must exist in `recipe`."""
     trainer: TrainerConfig

@@ -76,18 +76,22 @@ class BudgetSpec:
     @classmethod
     def parse(cls, text: str) -> BudgetSpec:
         text = text.strip()
+        expected = "expected a whole number of trainings (e.g. 8) or a wall-clock duration with "
+        expected += "its unit (e.g. 90m, 10h)"
         if re.fullmatch(r"\d+", text):
             runs = int(text)
             if runs < 1:
                 raise ValueError("a run budget must be at least 1")
+            if runs > 1_000_000:
+                raise ValueError(f"--budget {text}: at most 1000000 trainings")
             return cls(runs=runs)
+        # A bare fraction is neither: `1.5` is not 1.5 trainings, nor (silently) 1.5 seconds.
+        if not re.fullmatch(r"\d+(\.\d+)?\s*[smhd]", text):
+            raise ValueError(f"--budget {text!r}: {expected}")
         try:
             return cls(seconds=parse_duration(text))
         except ValueError:
-            raise ValueError(
-                f"--budget {text!r}: expected a number of trainings (e.g. 8) or a wall-clock "
-                "duration (e.g. 90m, 10h)"
-            ) from None
+            raise ValueError(f"--budget {text!r}: {expected}") from None
 
     def describe(self) -> str:
         if self.runs is not None:

@@ -42,7 +42,9 @@ class ManifestError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number is finite: NaN or infinity would silently switch a check off (a timeout of
+    # .inf, critical_below .nan) or write invalid JSON into a probe's config.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Source(_Strict):

@@ -522,7 +522,9 @@ def extract_json_object(text: str) -> tuple[dict[str, Any], bool]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number is finite: NaN or infinity would silently switch a check off (a timeout of
+    # .inf, critical_below .nan) or write invalid JSON into a probe's config.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RubricComponent(_Strict):

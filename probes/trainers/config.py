@@ -15,7 +15,9 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Every number is finite: NaN or infinity would silently switch a check off (a timeout of
+    # .inf, critical_below .nan) or write invalid JSON into a probe's config.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CommandTrainerConfig(_Strict):
@@ -46,9 +48,22 @@ class CommandTrainerConfig(_Strict):
 
 
 def _placeholders(arg: str) -> list[str]:
+    """The placeholders of one argv entry; a conversion or format spec (`{config!r}`,
+    `{config:>300}`) is refused: argv takes exactly `{config}`, `{out_dir}`, `{python}`."""
     import string
 
-    return [name for _, name, _, _ in string.Formatter().parse(arg) if name is not None]
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(arg):
+        if name is None:
+            continue
+        if spec or conversion:
+            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            raise ValueError(
+                f"placeholder {{{shown}}} in argv: write exactly {{config}}, {{out_dir}} or "
+                "{python}, with no conversion or format"
+            )
+        names.append(name)
+    return names
 
 
 class TrlTrainerConfig(_Strict):
