@@ -100,3 +100,14 @@ def run_key(campaign: Campaign, *, params: dict[str, Any], steps: int, seed: int
         payload["demo_model"] = [BUILD_VERSION, WORLD_VERSION]
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def baseline_run_key(campaign: Campaign, seed: int) -> str:
+    """The content key of the campaign's baseline run with `seed` (the recipe, unchanged)."""
+    return run_key(
+        campaign,
+        params=dict(campaign.recipe),
+        steps=campaign.probe.steps,
+        seed=seed,
+        kind="baseline",
+    )

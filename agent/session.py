@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.campaign import Campaign
-from agent.campaign_memory import run_key
+from agent.campaign_memory import baseline_run_key
 from agent.policies.base import (
     Action,
     Budget,
@@ -193,13 +193,7 @@ def reusable_baselines(store: Store, campaign: Campaign) -> int:
     count = 0
     for i in range(campaign.probe.baseline_seeds):
         try:
-            key = run_key(
-                campaign,
-                params=dict(campaign.recipe),
-                steps=campaign.probe.steps,
-                seed=campaign.probe.seed + i,
-                kind=ProbeKind.BASELINE.value,
-            )
+            key = baseline_run_key(campaign, campaign.probe.seed + i)
         except OSError:
             return count
         count += store.reusable_run(key, exclude_session="") is not None
@@ -437,12 +431,15 @@ class ResearchSession:
             workspace_runs=str(self.store.runs_dir),
         )
 
-    def baseline_runs(self) -> list[list[Score]]:
+    def _baseline_rows(self) -> list[ProbeRow]:
         return [
-            self.store.scores(p.id)
+            p
             for p in self.store.probes(self.id)
             if p.kind == ProbeKind.BASELINE.value and p.status == BASELINE_STATUS
         ]
+
+    def baseline_runs(self) -> list[list[Score]]:
+        return [self.store.scores(p.id) for p in self._baseline_rows()]
 
     # ---- running one training ------------------------------------------------------------
 
@@ -534,11 +531,7 @@ class ResearchSession:
         a confirmation is judged alone, at the level the session's alpha spending gives it.
         """
         baselines = self.baseline_runs()
-        steps = {
-            p.steps
-            for p in self.store.probes(self.id)
-            if p.kind == ProbeKind.BASELINE.value and p.status == BASELINE_STATUS
-        }
+        steps = {p.steps for p in self._baseline_rows()}
         if steps != {row.steps}:
             # The same-step rule: a probe is only ever compared with a baseline trained
             # exactly as long (seed 003 compared 300-step probes with 861-step numbers).
@@ -563,7 +556,7 @@ class ResearchSession:
             probe_runs,
             baselines,
             self.campaign.objective,
-            self.noise_for(row),
+            self.noise_for(row, baselines),
             confirmation=confirmation,
             alpha=alpha,
         )
@@ -580,7 +573,7 @@ class ResearchSession:
             return self.power.max_confirmations
         return max_confirmations(self.budget.runs, self.campaign.probe.baseline_seeds)
 
-    def noise_for(self, row: ProbeRow) -> NoiseModel:
+    def noise_for(self, row: ProbeRow, baselines: list[list[Score]]) -> NoiseModel:
         """The noise model a verdict on `row` uses: the baseline seeds plus every other
         configuration trained more than once (a candidate and its confirmation, a probe and
         its replay), each adding its runs - 1 degrees of freedom. The row's own
@@ -601,9 +594,7 @@ class ResearchSession:
         replicates = [g for g in groups.values() if len(g) >= 2]
         if not replicates:
             return self.noise
-        return build_noise_model(
-            self.baseline_runs(), self.campaign.objective, replicates=replicates
-        )
+        return build_noise_model(baselines, self.campaign.objective, replicates=replicates)
 
     # ---- phases --------------------------------------------------------------------------
 
@@ -640,13 +631,7 @@ class ResearchSession:
         if row.state != "pending" or self.no_cache:
             return False
         try:
-            key = run_key(
-                self.campaign,
-                params=dict(self.campaign.recipe),
-                steps=row.steps,
-                seed=row.seed,
-                kind=ProbeKind.BASELINE.value,
-            )
+            key = baseline_run_key(self.campaign, row.seed)
         except OSError:
             return False  # an unreadable input: train, and let the trainer say what is wrong
         self.store.update_probe(row.id, run_key=key)
@@ -746,7 +731,7 @@ class ResearchSession:
             return True
         reasons = "; ".join(self.power.underpowered)
         fixes = "; ".join(self.power.fixes)
-        if self.row.forced or self.store.get_session(self.id).forced:  # type: ignore[union-attr]
+        if self.row.forced:
             self._event(
                 "warning",
                 f"underpowered ({reasons}); going on because of --force: verdicts on what it "

@@ -536,48 +536,38 @@ def keep_probability(
     if sd <= 0:
         return 1.0 if effect > threshold else 0.0
     d = _standard_draws(f"{seed_text}:{seeds}:{dof}", dof)
-    return float(
-        _pass_mask(
-            (effect - threshold) / sd,
-            d,
-            seeds=seeds,
-            dof=dof,
-            screen_alpha=screen_alpha,
-            confirm_alpha=confirm_alpha,
-        ).mean()
+    need = _needed_shifts(
+        d, seeds=seeds, dof=dof, screen_alpha=screen_alpha, confirm_alpha=confirm_alpha
     )
+    return float(((effect - threshold) / sd > need).mean())
 
 
-def _pass_mask(
-    shift: float,
-    d: dict[str, np.ndarray],
-    *,
-    seeds: int,
-    dof: float,
-    screen_alpha: float,
-    confirm_alpha: float,
+def _needed_shifts(
+    d: dict[str, np.ndarray], *, seeds: int, dof: float, screen_alpha: float, confirm_alpha: float
 ) -> np.ndarray:
+    """Per draw, the smallest standardized effect that passes both the screen and the
+    confirmation: one pass over the draws answers every effect size."""
     if confirm_alpha <= 0:
-        return np.zeros(d["q"].shape, dtype=bool)
+        return np.full(d["q"].shape, np.inf)
     c1 = t_quantile(1.0 - screen_alpha, dof)
     c2 = t_quantile(1.0 - confirm_alpha, dof)
     se = np.sqrt(d["q"]) * math.sqrt(1.0 + 1.0 / seeds)
     zb = d["zb"] / math.sqrt(seeds)
-    # Both tests pass when the standardized shift clears each statistic's threshold: the
-    # smallest passing shift per draw, so one pass over the draws answers every shift.
-    need = np.maximum(c1 * se - d["z1"] + zb, c2 * se - d["z2"] + zb)
-    return shift > need
+    return np.maximum(c1 * se - d["z1"] + zb, c2 * se - d["z2"] + zb)
 
 
-def _needed_shifts(d: dict[str, np.ndarray], **kw: Any) -> np.ndarray:
-    """Per draw, the smallest standardized effect the rule keeps (sorted)."""
-    if kw["confirm_alpha"] <= 0:
-        return np.full(d["q"].shape, np.inf)
-    c1 = t_quantile(1.0 - kw["screen_alpha"], kw["dof"])
-    c2 = t_quantile(1.0 - kw["confirm_alpha"], kw["dof"])
-    se = np.sqrt(d["q"]) * math.sqrt(1.0 + 1.0 / kw["seeds"])
-    zb = d["zb"] / math.sqrt(kw["seeds"])
-    return np.sort(np.maximum(c1 * se - d["z1"] + zb, c2 * se - d["z2"] + zb))
+def _what_if(
+    noise: NoiseModel,
+    category: str,
+    repeats: int | None,
+    prompts: int | None,
+    seeds: int | None,
+) -> tuple[int, float, float]:
+    """(baseline seeds, dof, de-biased run SD) of a setup, measured or "what if"."""
+    s = seeds or noise.seeds or 2
+    dof = noise.dof_of(category) + (s - noise.seeds if seeds else 0)
+    sd = math.sqrt(noise.run_variance(category, repeats=repeats, prompts=prompts)) / c4(dof)
+    return s, dof, sd
 
 
 def minimum_detectable_effect(
@@ -603,9 +593,7 @@ def minimum_detectable_effect(
     """
     if noise.n_prompts.get(category, 0) <= 0 or confirm_alpha <= 0:
         return math.inf
-    s = seeds or noise.seeds or 2
-    dof = noise.dof_of(category) + (s - noise.seeds if seeds else 0)
-    sd = math.sqrt(noise.run_variance(category, repeats=repeats, prompts=prompts)) / c4(dof)
+    s, dof, sd = _what_if(noise, category, repeats, prompts, seeds)
     if sd == 0:
         return threshold
     # Standard draws from a fixed seed: the result depends on the data alone, and what-ifs
@@ -614,7 +602,7 @@ def minimum_detectable_effect(
     kw: dict[str, Any] = dict(
         seeds=s, dof=dof, screen_alpha=screen_alpha, confirm_alpha=confirm_alpha
     )
-    need = _needed_shifts(d, **kw)
+    need = np.sort(_needed_shifts(d, **kw))
     hi = float(need[min(need.size - 1, math.ceil(power * need.size) - 1)])
     if not math.isfinite(hi):
         return math.inf
@@ -641,9 +629,7 @@ def guard_min_tolerance(
 
     if noise.n_prompts.get(category, 0) <= 0:
         return math.inf
-    s = seeds or noise.seeds or 2
-    dof = noise.dof_of(category) + (s - noise.seeds if seeds else 0)
-    sd = math.sqrt(noise.run_variance(category, repeats=repeats, prompts=prompts)) / c4(dof)
+    s, dof, sd = _what_if(noise, category, repeats, prompts, seeds)
     se = sd * math.sqrt(1.0 + 1.0 / s)
     if se == 0:
         return 0.0
