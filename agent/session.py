@@ -848,6 +848,8 @@ class ResearchSession:
         """One iteration of the loop; False when the session should stop."""
         candidate = self._pending_confirmation()
         if candidate is not None:
+            if self._launch_timeout() is False:
+                return False  # no confirmation row the budget cannot train
             row = self.store.add_probe(
                 self._fresh_seed_run(
                     candidate, ProbeKind.CONFIRM, f"confirm {candidate.id} with a fresh seed"

@@ -7,6 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import Phase
+from hypothesis import settings as hypothesis_settings
+
+# `--hypothesis-profile=mutation` (benchmarks/mutation.py): report the first failing example
+# without shrinking it, so a killed mutant costs seconds, not the minutes shrinking takes.
+hypothesis_settings.register_profile(
+    "mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate], database=None
+)
 
 TESTS = Path(__file__).parent
 FAKE_TRAINER = TESTS / "fake_trainer.py"
