@@ -119,6 +119,7 @@ def test_checks_score_is_the_fraction_passed() -> None:
         ({"type": "contains"}, "needs a 'value'"),
         ({"type": "max_words", "value": "ten"}, "non-negative integer"),
         ({"type": "max_words", "value": True}, "non-negative integer"),
+        ({"type": "min_words", "value": -1}, "non-negative integer"),
         ({"type": "regex", "value": "("}, "does not compile"),
     ],
 )

@@ -1,6 +1,6 @@
 """Secret redaction, one layer at a time.
 
-`probes.evaluation.judge.redact` has two layers: the known secret values (the client's key and
+`probes.redaction.redact` has two layers: the known secret values (the client's key and
 token, ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN, gathered by `client_secrets`) and a pattern
 for anything shaped like an Anthropic key (`sk-ant-...`). The fake client's TEST_API_KEY
 matches both, so a test using it cannot tell a broken layer from a working one. Here each
@@ -256,3 +256,48 @@ def test_pattern_layer_claude_policy_disabled_reason_hides_an_unlisted_key(
     assert_hidden(policy.disabled_reason, UNLISTED_TAIL)
     assert_hidden(repr(proposal), UNLISTED_TAIL)
     assert_hidden(caplog.text, UNLISTED_TAIL)
+
+
+# ---- trainers: the loop's secrets stay out of their environment and of what they print ------
+
+ENV_DUMPER = """\
+import json, os, sys
+print("environment:", json.dumps(dict(os.environ)))
+print("again", os.environ.get("ANTHROPIC_API_KEY", "no key"))
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("pass_env", [[], ["ANTHROPIC_API_KEY"]])
+def test_a_trainer_that_prints_its_environment_leaks_no_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pass_env: list[str]
+) -> None:
+    import sys
+
+    from probes.spec import ProbeKind, ProbeSpec
+    from probes.trainers.command import CommandTrainer
+    from probes.trainers.config import CommandTrainerConfig
+
+    monkeypatch.setenv("ANTHROPIC_API_KEY", PLAIN_SECRET)  # no sk-ant- shape: values layer only
+    script = tmp_path / "dump_env.py"
+    script.write_text(ENV_DUMPER)
+    (tmp_path / "prompts.jsonl").write_text("")
+    config = CommandTrainerConfig(
+        argv=[sys.executable, str(script), "{config}"], pass_env=pass_env  # type: ignore[arg-type]
+    )
+    out = tmp_path / "probe"
+    out.mkdir()
+    spec = ProbeSpec(
+        probe_id="probe-1", session_id="s-1", kind=ProbeKind.PROBE, steps=1, seed=0,
+        lane=None, changes={}, params={}, eval_prompts=tmp_path / "prompts.jsonl", out_dir=out,
+    )
+    result = CommandTrainer(config, tmp_path).run(spec)
+    assert not result.ok and "exited with code 3" in (result.error or "")
+    log = (out / "train.log").read_text() if (out / "train.log").exists() else ""
+    log = log or "".join(p.read_text() for p in out.glob("*.log"))
+    # What the trainer saw: the key only when the campaign passed it.
+    assert (PLAIN_SECRET in log) == bool(pass_env)
+    assert ("again no key" in log) == (not pass_env)
+    # What the loop keeps and shows: never the key.
+    assert "environment:" in result.log_tail
+    assert PLAIN_SECRET not in result.log_tail and PLAIN_SECRET not in (result.error or "")

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from probes.redaction import client_secrets, redact
 from probes.spec import EvalPrompt
 
 if TYPE_CHECKING:
@@ -214,21 +215,6 @@ def default_client(*, max_retries: int = 2, timeout: float = 120.0) -> anthropic
     import anthropic
 
     return anthropic.Anthropic(api_key=key, max_retries=max_retries, timeout=timeout)
-
-
-def client_secrets(client: Any) -> list[str]:
-    """Strings that must never be logged, stored or shown (the client's credentials)."""
-    secrets = [getattr(client, "api_key", None), getattr(client, "auth_token", None)]
-    secrets += [os.environ.get("ANTHROPIC_API_KEY"), os.environ.get("ANTHROPIC_AUTH_TOKEN")]
-    return [s for s in secrets if isinstance(s, str) and len(s) >= 8]
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret (and anything that looks like an Anthropic key) masked."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[redacted]")
-    return re.sub(r"sk-ant-[A-Za-z0-9_\-]{6,}", "sk-ant-[redacted]", text)
 
 
 def describe_api_error(exc: BaseException, secrets: Iterable[str] = ()) -> str:

@@ -15,9 +15,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from probes.redaction import child_environment, environment_secrets, redact
 from probes.spec import (
     ProbeResult,
     ProbeSpec,
@@ -94,6 +95,7 @@ def run_probe_process(
     timeout_s: float | None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    pass_env: Sequence[str] = (),
 ) -> ProbeResult:
     """Run one probe as a subprocess honouring the command contract and collect its result."""
     started = time.monotonic()
@@ -101,14 +103,17 @@ def run_probe_process(
     values = {"config": str(config_path), "out_dir": str(spec.out_dir), "python": sys.executable}
     args = [a.format(**values) for a in argv]
     log_path = spec.out_dir / LOG_NAME
-    child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    child_env = child_environment(os.environ, {"PYTHONUNBUFFERED": "1", **(env or {})}, pass_env)
+    # A trainer that prints its environment (or a key it was passed) must not put it into
+    # the log tail or error the loop stores and shows.
+    secrets = environment_secrets()
 
     def crash(reason: str) -> ProbeResult:
         return ProbeResult(
             probe_id=spec.probe_id,
             status=ProbeStatus.CRASH,
-            error=reason,
-            log_tail=log_tail(log_path),
+            error=redact(reason, secrets),
+            log_tail=redact(log_tail(log_path), secrets),
             runtime_s=time.monotonic() - started,
         )
 
@@ -150,7 +155,7 @@ def run_probe_process(
         status=ProbeStatus.OK,
         scores=tuple(scores),
         metrics=metrics,
-        log_tail=log_tail(log_path),
+        log_tail=redact(log_tail(log_path), secrets),
         runtime_s=time.monotonic() - started,
     )
 
@@ -206,4 +211,5 @@ class CommandTrainer(Trainer):
             timeout_s=spec.timeout_s,
             env=self.config.env,
             cwd=self.cwd,
+            pass_env=self.config.pass_env,
         )

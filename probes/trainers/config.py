@@ -31,6 +31,12 @@ class CommandTrainerConfig(_Strict):
     """Kill the run after this long (`90s`, `30m`, `2h`); overrides `probe.timeout`."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the script (never secrets: use the environment)."""
+    pass_env: list[Literal["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]] = Field(
+        default_factory=list
+    )
+    """Secret variables of the loop the script may see (e.g. `[ANTHROPIC_API_KEY]` for a
+    script that calls a judge itself). By default the script inherits the environment without
+    them."""
     cwd: str | None = None
     """Working folder, relative to the workspace; default the workspace."""
 
