@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 app = typer.Typer(
     add_completion=False,
@@ -20,8 +20,19 @@ app = typer.Typer(
     help="Autonomous, noise-aware research on a fine-tuning recipe.",
 )
 # Piped output (CI logs, `| less`) gets a wide console so probe ids are never cut.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 200)
+# markup=False: no text is ever read as rich markup. Values come from user files, trainers,
+# models and the agent ("[/x]" in a lane choice must print, not crash the CLI); the few styled
+# words are built with `styled`, never by formatting markup into a string.
+console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
+err = Console(
+    stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 200
+)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Plain text with some parts styled: styled(("error:", "bold red"), " ", message)."""
+    return Text.assemble(*parts)
+
 
 Workspace = Annotated[
     Path,
@@ -34,7 +45,7 @@ class CliError(Exception):
 
 
 def _fail(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err.print(styled(("error:", "bold red"), f" {message}"), soft_wrap=True)
     raise typer.Exit(code=2)
 
 
@@ -109,13 +120,17 @@ def check(workspace: Workspace = Path(".")) -> None:
         table.add_row(category, roles.get(category, "—"), str(report.counts.get(category, 0)))
     console.print(table)
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(styled(("warning:", "yellow"), f" {warning}"))
     if not report.ok:
         _fail("preflight failed:\n" + "\n".join(f"  - {p}" for p in report.problems))
     knobs = sum(len(k) for k in campaign.lanes.values())
     console.print(
-        f"[green]ok[/]: {campaign.path} — target {campaign.objective.target}, "
-        f"{len(campaign.objective.guards)} guard(s), {len(campaign.lanes)} lane(s), {knobs} knob(s)"
+        styled(
+            ("ok", "green"),
+            f": {campaign.path} — target {campaign.objective.target}, "
+            f"{len(campaign.objective.guards)} guard(s), {len(campaign.lanes)} lane(s), "
+            f"{knobs} knob(s)",
+        )
     )
 
 
@@ -167,13 +182,13 @@ def _run_session(
             try:
                 session.write_narrative(_report_data(session))
             except Exception as exc:  # the deterministic report never depends on the agent
-                err.print(f"[yellow]warning:[/] the agent's narrative failed: {exc}")
+                err.print(styled(("warning:", "yellow"), f" the agent's narrative failed: {exc}"))
             path, _archive = write_report(session.store, session.id)
     except (SessionError, CampaignError) as exc:
         _fail(str(exc))
     console.print(f"\nsession {row.id} {row.status}; report: {path}")
     if row.status == "underpowered":
-        console.print(escape(row.error or ""), soft_wrap=True)
+        console.print(row.error or "", soft_wrap=True)
         raise typer.Exit(code=3)
     if row.status == "failed":
         raise typer.Exit(code=1)
@@ -230,7 +245,7 @@ class LiveDisplay:
                 console.print(f"{data['kind']:<10} {data['message']}", soft_wrap=True)
             else:
                 self.live.console.print(
-                    f"[dim]{data['kind']:<10}[/] {data['message']}", soft_wrap=True
+                    styled((f"{data['kind']:<10}", "dim"), f" {data['message']}"), soft_wrap=True
                 )
         self.table = None  # rebuilt from the database at the next refresh
 
@@ -303,7 +318,7 @@ def results_table(store: Any, session_id: str, last: int | None = None) -> Table
             "" if delta is None else f"{delta:+.2f}",
             interval,
             worst,
-            f"[{style}]{status}[/]" if style else status,
+            Text(status, style=style or ""),
         )
     return table
 
@@ -366,19 +381,21 @@ def status(workspace: Workspace = Path(".")) -> None:
     running = [p.id for p in store.probes(session.id) if p.state == "running"]
     cost = sum(d.cost_usd for d in store.decisions(session.id))
     judge_cost = sum((p.metrics or {}).get("judge_cost_usd", 0.0) for p in store.probes(session.id))
-    console.print(f"session [bold]{session.id}[/] — {session.status}, policy {session.policy}")
+    console.print(
+        styled("session ", (session.id, "bold"), f" — {session.status}, policy {session.policy}")
+    )
     console.print(f"budget: {budget}")
     if session.mde is not None:
         console.print(
-            escape(
-                f"{session.campaign['objective']['target']} effects kept with 80% power: "
-                f"{session.mde:.2f} or more"
-            )
+            f"{session.campaign['objective']['target']} effects kept with 80% power: "
+            f"{session.mde:.2f} or more"
         )
     if session.status == "underpowered":
-        console.print(f"[bold red]underpowered:[/] {escape(session.error or '')}", soft_wrap=True)
+        console.print(
+            styled(("underpowered:", "bold red"), f" {session.error or ''}"), soft_wrap=True
+        )
     elif session.forced:
-        console.print("[yellow]ran past the power gate (--force)[/]")
+        console.print(styled(("ran past the power gate (--force)", "yellow")))
     if cost:
         console.print(f"agent cost: ${cost:.2f}")
     if judge_cost:
@@ -403,7 +420,7 @@ def show(
         row = resolve_probe(store, probe)
     except SessionError as exc:
         _fail(str(exc))
-    console.print(f"[bold]{row.id}[/] — {row.kind}, session {row.session_id}")
+    console.print(styled((row.id, "bold"), f" — {row.kind}, session {row.session_id}"))
     from agent.proposals import format_changes
 
     console.print(
@@ -432,9 +449,9 @@ def show(
         )
     console.print(table)
     if v.get("reason"):
-        console.print(f"verdict: [bold]{row.status}[/] — {v['reason']}")
+        console.print(styled("verdict: ", (row.status or "", "bold"), f" — {v['reason']}"))
     if row.error:
-        console.print(f"[red]error:[/] {row.error}")
+        console.print(styled(("error:", "red"), f" {row.error}"))
     if row.spec:
         console.print("config:")
         console.print_json(json.dumps(row.spec["params"]))
@@ -479,8 +496,11 @@ def replay(
     console.print(table)
     if outcome.verdict is not None:
         console.print(
-            f"replay vs baseline: [bold]{outcome.verdict.status.value}[/] — "
-            f"{outcome.verdict.reason}"
+            styled(
+                "replay vs baseline: ",
+                (outcome.verdict.status.value, "bold"),
+                f" — {outcome.verdict.reason}",
+            )
         )
 
 
@@ -527,12 +547,10 @@ def power(
             max_confirmations=max_confirmations(row.budget_runs, seeds),
         )
     console.print(
-        escape(
-            f"target {report.target}: effects of {report.mde:.2f} or more are kept with 80% "
-            f"power (min_improvement {report.min_improvement:.2f}; first confirmation at "
-            f"one-sided {report.confirm_alpha:.3g}; session guarantee: at most "
-            f"{report.session_alpha:.0%} chance of keeping any change that does nothing)"
-        )
+        f"target {report.target}: effects of {report.mde:.2f} or more are kept with 80% "
+        f"power (min_improvement {report.min_improvement:.2f}; first confirmation at "
+        f"one-sided {report.confirm_alpha:.3g}; session guarantee: at most "
+        f"{report.session_alpha:.0%} chance of keeping any change that does nothing)"
     )
     table = Table(title="target effect kept with 80% power vs eval repeats")
     for col in ("eval repeats", "prompts", "baseline seeds", "effect kept at 80%"):
@@ -548,20 +566,18 @@ def power(
         )
     for guard, tolerance in report.guard_tolerance_needed.items():
         console.print(
-            escape(
-                f"guard {guard}: an unchanged guard passes with 80% power at tolerance "
-                f"{tolerance:.2f} or more (campaign: {objective.tolerance_for(guard):.2f})"
-            )
+            f"guard {guard}: an unchanged guard passes with 80% power at tolerance "
+            f"{tolerance:.2f} or more (campaign: {objective.tolerance_for(guard):.2f})"
         )
     for warning in report.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
+        console.print(styled(("warning:", "yellow"), f" {warning}"))
     if report.underpowered:
-        console.print("[bold red]underpowered:[/]")
+        console.print(styled(("underpowered:", "bold red")))
         for reason in report.underpowered:
-            console.print(f"  - {escape(reason)}")
+            console.print(f"  - {reason}")
         console.print("what would fix it (any one per item):")
         for fix in report.fixes:
-            console.print(f"  - {escape(fix)}")
+            console.print(f"  - {fix}")
     else:
         console.print("the campaign can resolve what it asks (power gate passed)")
 
