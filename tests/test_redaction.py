@@ -110,6 +110,20 @@ def test_values_layer_client_secrets_gathers_client_and_environment(
     assert_hidden(describe_api_error(exc, client_secrets(None)), PLAIN_TOKEN)
 
 
+def test_values_layer_reads_the_clients_own_token_and_masks_exactly() -> None:
+    from types import SimpleNamespace
+
+    from probes.redaction import MIN_SECRET_LENGTH
+
+    # A client holding only a token (no key, nothing in the environment).
+    client = SimpleNamespace(api_key=None, auth_token=PLAIN_TOKEN)
+    assert client_secrets(client) == [PLAIN_TOKEN]
+    assert redact(f"token={PLAIN_TOKEN};", client_secrets(client)) == "token=[redacted];"
+    # The length floor: a value of exactly MIN_SECRET_LENGTH is a secret, one shorter is not.
+    edge = "x" * MIN_SECRET_LENGTH
+    assert client_secrets(SimpleNamespace(api_key=edge, auth_token=edge[1:])) == [edge]
+
+
 def test_values_layer_judge_error_hides_the_clients_plain_key(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -316,3 +316,58 @@ def test_fast_enough_for_50_prompts() -> None:
     per = (time.process_time() - start) / 10
     print(f"\ncompare, 3 categories x 50 prompts x 3 repeats: {per * 1000:.1f} ms CPU")
     assert per < 0.05
+
+
+def test_every_number_of_a_verdict_matches_a_hand_computation() -> None:
+    """Each field of each category, recomputed here with numpy and scipy from the scores alone:
+    means, the run-level SE sqrt(1/k + 1/s) times the SD of the baseline runs' means, the
+    per-prompt SE floor, dof s-1, the one-sided p values and the interval at the test's level."""
+    from agent.verdict import GUARD_ALPHA, SCREEN_ALPHA
+
+    objective = Objective.model_validate(
+        {"target": "facts", "guards": ["voice"], "min_improvement": 0.2, "guard_tolerance": 0.5}
+    )
+    base = {
+        "facts": [[5.0, 6.0, 4.5, 7.0, 5.5], [5.4, 6.1, 4.9, 6.8, 5.9], [4.8, 5.7, 4.4, 7.3, 5.2]],
+        "voice": [[8.0, 7.5, 9.0, 6.0], [7.7, 7.9, 8.6, 6.3], [8.4, 7.2, 9.1, 5.8]],
+    }
+    probe = {"facts": [6.1, 6.9, 5.8, 7.9, 6.6], "voice": [7.9, 7.0, 8.8, 5.5]}
+
+    def run(values: dict[str, list[float]]) -> list[Score]:
+        return [
+            Score(f"{c}-{i}", c, v) for c, vs in values.items() for i, v in enumerate(vs)
+        ]
+
+    baseline_runs = [run({c: base[c][j] for c in base}) for j in range(3)]
+    verdict = compare([run(probe)], baseline_runs, objective)
+    for category, level, threshold in (
+        ("facts", SCREEN_ALPHA, 0.2),
+        ("voice", GUARD_ALPHA, -0.5),
+    ):
+        b = np.array(base[category])
+        p = np.array(probe[category])
+        run_means = b.mean(axis=1)
+        delta = p.mean() - run_means.mean()
+        run_se = run_means.std(ddof=1) * math.sqrt(1 / 1 + 1 / 3)
+        diffs = p - b.mean(axis=0)
+        prompt_se = diffs.std(ddof=1) / math.sqrt(diffs.size)
+        se, dof = max(run_se, prompt_se), 2.0
+        half = sps.t.ppf(1 - level, dof) * se
+        c = verdict.category(category)
+        assert c is not None
+        assert c.n_prompts == p.size
+        assert c.baseline_mean == pytest.approx(run_means.mean())
+        assert c.probe_mean == pytest.approx(p.mean())
+        assert c.delta == pytest.approx(delta)
+        assert c.se == pytest.approx(se)
+        assert c.dof == pytest.approx(dof)
+        assert c.threshold == pytest.approx(threshold)
+        assert c.level == pytest.approx(level)
+        assert c.p_value == pytest.approx(sps.t.sf((delta - threshold) / se, dof))
+        assert (c.ci_low, c.ci_high) == pytest.approx((delta - half, delta + half))
+        assert c.p_worse == pytest.approx(sps.t.cdf(delta / se, dof))
+    voice = verdict.category("voice")
+    assert voice is not None
+    assert voice.p_regress == pytest.approx(
+        sps.t.cdf((voice.delta + 0.5) / voice.se, voice.dof)
+    )
