@@ -25,7 +25,7 @@ from pydantic import (
 from probes.durations import parse_duration
 from probes.evaluation.config import EvalConfig
 from probes.trainers.config import TrainerConfig
-from probes.yaml_lines import line_index, nearest_line
+from probes.yaml_lines import duplicate_keys, line_index, nearest_line
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
 
@@ -344,6 +344,15 @@ def parse_campaign(text: str, path: Path) -> Campaign:
         raise CampaignError(path, [(line, "", f"not valid YAML: {problem}")]) from None
     if not isinstance(data, dict):
         raise CampaignError(path, [(1, "", "expected a mapping with objective, probe, recipe, …")])
+    repeated = duplicate_keys(node)
+    if repeated:
+        raise CampaignError(
+            path,
+            [
+                (again, key, f"key given twice (first on line {first}); keep one")
+                for key, first, again in repeated
+            ],
+        )
     index = line_index(node)
     try:
         campaign = Campaign.model_validate(data)

@@ -32,3 +32,24 @@ def nearest_line(index: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int
             return index[candidate]
         candidate = candidate[:-1]
     return index.get(())
+
+
+def duplicate_keys(
+    node: yaml.Node | None, prefix: tuple[Any, ...] = ()
+) -> list[tuple[str, int, int]]:
+    """Keys given twice in one mapping, as (key path, first line, repeated line). YAML loaders
+    keep the last silently (`steps: 10` then `steps: 99999` would train 99999 steps)."""
+    found: list[tuple[str, int, int]] = []
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key, line = key_node.value, key_node.start_mark.line + 1
+            path = (*prefix, key)
+            if key in first and key != "<<":
+                found.append((".".join(map(str, path)), first[key], line))
+            first.setdefault(key, line)
+            found += duplicate_keys(value_node, path)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found += duplicate_keys(item, (*prefix, i))
+    return found

@@ -132,3 +132,27 @@ def test_durations(text: str | int, seconds: float) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    text = GOOD.replace("  steps: 30\n", "  steps: 30\n  eval_repeats: 1\n  steps: 99999\n", 1)
+    lines = text.splitlines()
+    first = lines.index("  steps: 30") + 1
+    again = lines.index("  steps: 99999") + 1
+    with pytest.raises(CampaignError) as info:
+        parse_campaign(text, tmp_path / "search_space.yaml")
+    message = str(info.value)
+    assert f"search_space.yaml:{again}: probe.steps: key given twice (first on line {first})" in (
+        message
+    )
+    # eval_repeats is repeated too (once from the template): both duplicates are named.
+    assert "probe.eval_repeats: key given twice" in message
+
+
+def test_a_manifest_key_given_twice_is_refused(tmp_path: Path) -> None:
+    from probes.data.manifest import ManifestError, parse_manifest
+
+    text = "sources:\n  - name: a\n    path: a.jsonl\n    name: b\n"
+    with pytest.raises(ManifestError, match=r"manifest.yaml:4: sources.0.name: key given twice "
+                       r"\(first on line 2\)"):
+        parse_manifest(text, tmp_path / "manifest.yaml")

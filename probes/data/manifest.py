@@ -32,7 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from probes.spec import jsonl_records
-from probes.yaml_lines import line_index, nearest_line
+from probes.yaml_lines import duplicate_keys, line_index, nearest_line
 
 SourceKind = Literal["sft", "preference"]
 
@@ -146,6 +146,8 @@ def parse_manifest(text: str, path: Path) -> Manifest:
         raise ManifestError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
     if not isinstance(data, dict):
         raise ManifestError(f"{path}:1: expected a mapping with a 'sources' list")
+    for key, first, again in duplicate_keys(node):
+        raise ManifestError(f"{path}:{again}: {key}: key given twice (first on line {first})")
     index = line_index(node)
     try:
         manifest = Manifest.model_validate(data)
