@@ -158,6 +158,8 @@ def _run_session(
     display = LiveDisplay(workspace)
     try:
         with WorkspaceLock(workspace / "runs"):
+            if resume and _finish_missing_report(workspace):
+                return
             session = open_session(
                 workspace,
                 budget=spec,
@@ -192,6 +194,32 @@ def _run_session(
         raise typer.Exit(code=3)
     if row.status == "failed":
         raise typer.Exit(code=1)
+
+
+def _finish_missing_report(workspace: Path) -> bool:
+    """True when the last session had ended but was killed before its report was written:
+    `resume` then writes the report (from the database, without the agent's narrative)."""
+    from agent.report.render import write_report
+    from agent.store.store import Store
+
+    store = Store(workspace)
+    try:
+        if store.unfinished_session() is not None:
+            return False
+        last = store.latest_session()
+        if last is None or last.status == "abandoned":
+            return False
+        archive = workspace / "docs" / "sessions" / f"SESSION_REPORT_{last.id}.md"
+        if archive.exists():
+            return False
+        path, _archive = write_report(store, last.id)
+    finally:
+        store.close()
+    console.print(
+        f"session {last.id} had ended ({last.status}) before its report was written; "
+        f"wrote {path}"
+    )
+    return True
 
 
 def _report_data(session: Any) -> dict[str, Any]:

@@ -675,3 +675,26 @@ def test_a_probe_trained_for_other_steps_is_never_judged_against_the_baseline(
                       steps=60, seed=51, state="finished")  # fmt: skip
     verdict = session._judge(longer, scores)
     assert verdict.status.value == "crash" and "same number of steps" in verdict.reason
+
+
+def test_resume_writes_the_report_a_kill_left_unwritten(workspace: Path) -> None:
+    """A kill -9 after the session was marked finished but before SESSION_REPORT.md was
+    written: `resume` writes the report from the database (issue 10, item 9)."""
+    from agent.report.render import render_report, report_data
+
+    assert cli("start", "--budget", "6", workspace=workspace)[0] == 0
+    store = Store(workspace)
+    session = store.latest_session()
+    assert session is not None and session.status == "finished"
+    report = workspace / "SESSION_REPORT.md"
+    archive = workspace / "docs" / "sessions" / f"SESSION_REPORT_{session.id}.md"
+    report.unlink()
+    archive.unlink()  # what the database holds, with no report: the kill's aftermath
+    code, out = cli("resume", workspace=workspace)
+    assert code == 0, out
+    assert "before its report was written" in out
+    expected = render_report(report_data(store, session.id))
+    assert report.read_text() == expected and archive.read_text() == expected
+    # With the report there, there is nothing left to resume.
+    code, out = cli("resume", workspace=workspace)
+    assert code == 2 and "nothing to resume" in out
