@@ -7,7 +7,9 @@ trained (trainer), how it is evaluated (eval) and who proposes changes (agent).
 
 from __future__ import annotations
 
+import difflib
 import math
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -306,14 +308,54 @@ def _clean_loc(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
         ):
             out.append(part)
             node = node[part]
+        elif isinstance(node, dict) and part in {"command", "trl", "float", "str"}:
+            continue  # a union tag pydantic adds: not in the YAML, the mapping stays the same
         elif isinstance(node, dict) and part not in node and out[-1:] != [part]:
-            # A missing required key or a tag: keep real key names, drop tags.
-            if isinstance(part, str) and part not in {"command", "trl", "float", "str"}:
-                out.append(part)
+            out.append(part)  # a missing required key
             node = None
         else:
             node = None
     return tuple(out)
+
+
+def _models_in(annotation: Any) -> tuple[list[type[BaseModel]], Any]:
+    """The pydantic models an annotation allows, and the value type if it is a dict."""
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation], None
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin is dict:
+        return [], typing.get_args(annotation)[1]
+    models: list[type[BaseModel]] = []
+    for arg in typing.get_args(annotation):
+        models += _models_in(arg)[0]
+    return models, None
+
+
+def _keys_at(loc: tuple[Any, ...]) -> set[str]:
+    """The keys the schema allows in the mapping at `loc` (empty when it cannot tell)."""
+    models: list[type[BaseModel]] = [Campaign]
+    value_type: Any = None
+    for part in loc:
+        if value_type is not None:  # `part` is a free key of a dict: its value's models
+            models, value_type = _models_in(value_type)
+            continue
+        found: list[type[BaseModel]] = []
+        for model in models:
+            field = model.model_fields.get(str(part))
+            if field is not None:
+                sub, value_type = _models_in(field.annotation)
+                found += sub
+        models = found
+        if not models and value_type is None:
+            return set()
+    return {name for model in models for name in model.model_fields}
+
+
+def _did_you_mean(key: str, allowed: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def _describe_error(err: dict[str, Any]) -> str:
@@ -326,6 +368,8 @@ def _describe_error(err: dict[str, Any]) -> str:
         return "required key is missing"
     if "input" in err and err["type"] not in {"model_type", "dict_type"}:
         shown = repr(err["input"])
+        if shown in msg:
+            return msg  # the validator already names the value
         if len(shown) > 60:
             shown = shown[:57] + "..."
         return f"{msg} (got {shown})"
@@ -358,12 +402,26 @@ def parse_campaign(text: str, path: Path) -> Campaign:
         campaign = Campaign.model_validate(data)
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
-            loc = _clean_loc(tuple(err["loc"]), data)
+        errors = [(_clean_loc(tuple(e["loc"]), data), dict(e)) for e in exc.errors()]
+        # A misspelt required key reads as one problem: the unknown key, with its suggestion.
+        misspelt = {
+            (*loc[:-1], match)
+            for loc, err in errors
+            if err["type"] == "extra_forbidden"
+            for match in difflib.get_close_matches(
+                str(loc[-1]), sorted(_keys_at(loc[:-1])), n=1, cutoff=0.6
+            )
+        }
+        for loc, err in errors:
+            if err["type"] == "missing" and loc in misspelt:
+                continue
             if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 loc = (*loc, "kind")  # the discriminator key of trainer sections
             key = ".".join(str(p) for p in loc)
-            problems.append((nearest_line(index, loc), key, _describe_error(dict(err))))
+            message = _describe_error(err)
+            if err["type"] == "extra_forbidden" and loc:
+                message += _did_you_mean(str(loc[-1]), _keys_at(loc[:-1]))
+            problems.append((nearest_line(index, loc), key, message))
         raise CampaignError(path, problems) from None
     cross = campaign.consistency_problems()
     if cross:

@@ -216,8 +216,7 @@ def _finish_missing_report(workspace: Path) -> bool:
     finally:
         store.close()
     console.print(
-        f"session {last.id} had ended ({last.status}) before its report was written; "
-        f"wrote {path}"
+        f"session {last.id} had ended ({last.status}) before its report was written; wrote {path}"
     )
     return True
 

@@ -156,3 +156,42 @@ def test_a_manifest_key_given_twice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ManifestError, match=r"manifest.yaml:4: sources.0.name: key given twice "
                        r"\(first on line 2\)"):
         parse_manifest(text, tmp_path / "manifest.yaml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # A misspelt required key is one problem (the unknown key), not also "missing".
+        ("objective:", "objectiv:", ":2: objectiv: unknown key (check the spelling; see "
+         "docs/usage.md for the keys); did you mean 'objective'?"),
+        ("  steps: 30", "  stpes: 30", "probe.stpes: unknown key"),
+        ("  policy: sweep", "  polcy: sweep", "agent.polcy: unknown key"),
+        ("  kind: command", "  kind: command\n  argvv: [x]", "trainer.argvv: unknown key"),
+        ("    learning_rate: {type", "    learning_rate: {tpye: float, type",
+         "lanes.hyperparameters.learning_rate.tpye: unknown key"),
+    ],
+)
+def test_misspelt_keys_get_a_did_you_mean(old: str, new: str, expected: str) -> None:
+    with pytest.raises(CampaignError) as info:
+        parse_campaign(GOOD.replace(old, new, 1), Path("search_space.yaml"))
+    message = str(info.value)
+    assert expected in message
+    wanted = {"objectiv": "objective", "stpes": "steps", "polcy": "policy", "argvv": "argv",
+              "tpye": "type"}
+    typo = next(t for t in wanted if t in new)
+    assert message.endswith(f"did you mean {wanted[typo]!r}?")
+    assert "required key is missing" not in message
+
+
+def test_an_unknown_key_far_from_any_suggests_nothing() -> None:
+    with pytest.raises(CampaignError) as info:
+        parse_campaign(GOOD.replace("  steps: 30", "  steps: 30\n  zzzz: 1", 1), Path("s.yaml"))
+    assert "probe.zzzz: unknown key" in str(info.value)
+    assert "did you mean" not in str(info.value)
+
+
+def test_a_bad_duration_names_its_value_once() -> None:
+    with pytest.raises(CampaignError) as info:
+        parse_campaign(GOOD.replace("  timeout: 60s\nrecipe", "  timeout: 60x\nrecipe", 1),
+                       Path("s.yaml"))
+    assert str(info.value).count("'60x'") == 1
