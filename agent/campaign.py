@@ -34,6 +34,12 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 DEFAULT_LANES = ("hyperparameters", "data_mixture", "curriculum")
 
 
+# Integers the database (64-bit) and trainers (32-bit seeds) can hold: a bigger value is a
+# typo, and it must fail `check` with the key named rather than crash SQLite mid-session.
+MAX_STEPS = 10**9
+MAX_SEED = 2**31 - 1 - 100_000  # room for the fresh seeds a session draws after it
+
+
 class _Strict(BaseModel):
     # Every number is finite: NaN or infinity would silently switch a check off (a timeout of
     # .inf, critical_below .nan) or write invalid JSON into a probe's config.
@@ -100,20 +106,20 @@ class Objective(_Strict):
 class ProbeSettings(_Strict):
     """How every probe (and baseline probe) is run."""
 
-    steps: int = Field(gt=0)
+    steps: int = Field(gt=0, le=MAX_STEPS)
     """Training steps of every probe; baselines train exactly as long."""
-    baseline_seeds: int = Field(default=3, ge=2)
+    baseline_seeds: int = Field(default=3, ge=2, le=1000)
     """Baseline trainings with different seeds (>= 2, to measure training noise; 3 detects
     much more than 2, see docs/verdicts.md)."""
-    eval_repeats: int = Field(default=1, ge=1)
+    eval_repeats: int = Field(default=1, ge=1, le=1000)
     """Evaluations per prompt per probe (sampled generation or a stochastic judge)."""
     timeout: Seconds | None = None
     """Longest a single probe may run (`90s`, `30m`, `2h`)."""
-    min_prompts_per_category: int = Field(default=3, ge=1)
+    min_prompts_per_category: int = Field(default=3, ge=1, le=1_000_000)
     """Preflight fails when a target or guard category has fewer eval prompts."""
-    checkpoint_every: int | None = Field(default=None, gt=0)
+    checkpoint_every: int | None = Field(default=None, gt=0, le=MAX_STEPS)
     """Built-in trainers save a checkpoint this often, so a resumed probe continues."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     """First seed; baseline seeds are seed, seed+1, ...; probes use fresh seeds after them."""
 
 

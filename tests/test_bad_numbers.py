@@ -80,3 +80,19 @@ def test_budgets_that_are_refused(text: str, words: str) -> None:
     with pytest.raises(ValueError) as info:
         BudgetSpec.parse(text)
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("  steps: 30", "  steps: 1000000000000000000000000000000", "probe.steps"),
+        ("  steps: 30", "  steps: 30\n  seed: 99999999999999999999", "probe.seed"),
+        ("  baseline_seeds: 3", "  baseline_seeds: 100000000000", "probe.baseline_seeds"),
+        ("  eval_repeats: 1", "  eval_repeats: 100000000000", "probe.eval_repeats"),
+    ],
+)
+def test_integers_the_database_cannot_hold_fail_check(old: str, new: str, key: str) -> None:
+    """`steps: 10**30` used to pass `check`, then overflow SQLite in `start` and leave a
+    session no `resume` could open (issue 10, item 5)."""
+    message = first_error(GOOD.replace(old, new, 1))
+    assert f": {key}: Input should be less than or equal to" in message
