@@ -33,7 +33,10 @@ MODULES: dict[str, tuple[str, list[str]]] = {
         "agent/session.py",
         ["tests/test_session.py", "tests/test_budget_properties.py", "tests/test_power_gate.py"],
     ),
-    "store": ("agent/store/store.py", ["tests/test_store.py", "tests/test_tsv_contract.py"]),
+    "store": (
+        "agent/store/store.py",
+        ["tests/test_store.py", "tests/test_tsv_contract.py", "tests/test_power_gate.py"],
+    ),
     "metrics": ("probes/evaluation/metrics.py", ["tests/test_metrics.py"]),
     "redaction": ("probes/redaction.py", ["tests/test_redaction.py"]),
 }

@@ -127,3 +127,31 @@ def test_whole_session_on_postgres(
     assert store.runs_used(session.id) == 6
     assert (ws / "results.tsv").read_text() == store.render_tsv()
     assert not (ws / "runs" / "autoresearch.db").exists()
+
+
+def test_a_database_of_an_older_version_gains_the_new_columns(tmp_path: Path) -> None:
+    """Additive migration: columns added since a database was written appear, with their
+    defaults for the old rows (a probe of an old session is still charged to its budget)."""
+    import sqlite3
+
+    store = Store(tmp_path)
+    _session(store)
+    store.add_probe(_probe("s1", "probe-old"))
+    store.mark_running("probe-old", tmp_path / "runs" / "probe-old", {"params": {}})
+    store.close()
+    db = tmp_path / "runs" / "autoresearch.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP INDEX IF EXISTS ix_probes_run_key")
+        for column in ("in_budget", "reused_from", "run_key"):
+            conn.execute(f"ALTER TABLE probes DROP COLUMN {column}")
+    with sqlite3.connect(db) as conn:
+        before = {row[1] for row in conn.execute("PRAGMA table_info(probes)")}
+    assert "in_budget" not in before
+    reopened = Store(tmp_path)
+    with sqlite3.connect(db) as conn:
+        after = {row[1]: row for row in conn.execute("PRAGMA table_info(probes)")}
+    assert {"in_budget", "reused_from", "run_key"} <= set(after)
+    old = reopened.get_probe("probe-old")
+    assert old is not None and old.in_budget is True and old.reused_from is None
+    assert reopened.runs_used("s1") == 1  # counted, and in the budget by the default
+    reopened.close()
