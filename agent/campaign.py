@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import math
 import typing
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -257,7 +258,7 @@ class Campaign(_Strict):
                         (
                             loc,
                             f"knob {name!r} is not in 'recipe' (every knob needs its "
-                            "baseline value there)",
+                            f"baseline value there){did_you_mean(name, self.recipe)}",
                         )
                     )
                 elif not knob.contains(self.recipe[name]):
@@ -265,12 +266,15 @@ class Campaign(_Strict):
                         (
                             loc,
                             f"the recipe value {self.recipe[name]!r} is outside the "
-                            f"knob's range ({knob.describe()})",
+                            f"knob's range ({knob.describe()})"
+                            + did_you_mean(self.recipe[name], knob.choices or ()),
                         )
                     )
         for key in self.protected:
             if key not in self.recipe:
-                problems.append((("protected",), f"{key!r} is not a recipe key"))
+                problems.append(
+                    (("protected",), f"{key!r} is not a recipe key{did_you_mean(key, self.recipe)}")
+                )
         return problems
 
     @property
@@ -359,8 +363,10 @@ def _keys_at(loc: tuple[Any, ...]) -> set[str]:
     return {name for model in models for name in model.model_fields}
 
 
-def _did_you_mean(key: str, allowed: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
+def did_you_mean(key: object, allowed: Iterable[object]) -> str:
+    """ "; did you mean 'x'?" for the closest of `allowed` to `key`, or "" when none is close."""
+    names = sorted({str(a) for a in allowed})
+    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
@@ -426,7 +432,7 @@ def parse_campaign(text: str, path: Path) -> Campaign:
             key = ".".join(str(p) for p in loc)
             message = _describe_error(err)
             if err["type"] == "extra_forbidden" and loc:
-                message += _did_you_mean(str(loc[-1]), _keys_at(loc[:-1]))
+                message += did_you_mean(loc[-1], _keys_at(loc[:-1]))
             problems.append((nearest_line(index, loc), key, message))
         raise CampaignError(path, problems) from None
     cross = campaign.consistency_problems()

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.campaign import Campaign
+from agent.campaign import Campaign, did_you_mean
 from agent.campaign_memory import baseline_run_key
 from agent.policies.base import (
     Action,
@@ -151,6 +151,7 @@ def preflight(
                     f"{prompts_path}: {role} category {category!r} has {have} eval prompt(s); "
                     f"at least {need} needed (probe.min_prompts_per_category) — without them "
                     "every probe would show a phantom change in it"
+                    + ("" if have else did_you_mean(category, report.counts))
                 )
         others = sorted(set(report.counts) - set(campaign.objective.categories))
         if others:

@@ -195,3 +195,16 @@ def test_a_bad_duration_names_its_value_once() -> None:
         parse_campaign(GOOD.replace("  timeout: 60s\nrecipe", "  timeout: 60x\nrecipe", 1),
                        Path("s.yaml"))
     assert str(info.value).count("'60x'") == 1
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "suggestion"),
+    [
+        ("  mixture: natural", "  mixture: natrual", "natural"),  # a choice
+        ("    lora_r: {", "    lora_rr: {", "lora_r"),  # a knob not in the recipe
+    ],
+)
+def test_misspelt_values_get_a_did_you_mean(old: str, new: str, suggestion: str) -> None:
+    with pytest.raises(CampaignError) as info:
+        parse_campaign(GOOD.replace(old, new, 1), Path("search_space.yaml"))
+    assert str(info.value).endswith(f"did you mean {suggestion!r}?")

@@ -116,3 +116,17 @@ def test_an_empty_prompts_file_is_refused(tmp_path: Path, content: str) -> None:
     assert any(
         str(prompts) in p and any(word in p.lower() for word in clear) for p in report.problems
     ), report.problems
+
+
+def test_a_misspelt_guard_category_gets_a_did_you_mean(tmp_path: Path) -> None:
+    campaign, _ = campaign_with(
+        tmp_path / "ws", {"facts": ENOUGH, "voice": ENOUGH, "off-task": ENOUGH}, min_prompts=3
+    )
+    report = preflight(campaign, trainer=None)
+    named = problems_naming(report.problems, "offtask")
+    assert len(named) == 1 and named[0].endswith("did you mean 'off-task'?")
+    # A short category that exists is not "misspelt".
+    campaign, _ = campaign_with(
+        tmp_path / "ws2", {"facts": ENOUGH, "voice": 1, "offtask": ENOUGH}, min_prompts=3
+    )
+    assert all("did you mean" not in p for p in preflight(campaign, trainer=None).problems)
