@@ -363,11 +363,15 @@ def _keys_at(loc: tuple[Any, ...]) -> set[str]:
     return {name for model in models for name in model.model_fields}
 
 
+def _closest(key: object, allowed: Iterable[object]) -> str | None:
+    close = difflib.get_close_matches(str(key), sorted({str(a) for a in allowed}), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(key: object, allowed: Iterable[object]) -> str:
     """ "; did you mean 'x'?" for the closest of `allowed` to `key`, or "" when none is close."""
-    names = sorted({str(a) for a in allowed})
-    close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    close = _closest(key, allowed)
+    return f"; did you mean {close!r}?" if close else ""
 
 
 def _describe_error(err: dict[str, Any]) -> str:
@@ -415,15 +419,14 @@ def parse_campaign(text: str, path: Path) -> Campaign:
     except ValidationError as exc:
         problems = []
         errors = [(_clean_loc(tuple(e["loc"]), data), dict(e)) for e in exc.errors()]
-        # A misspelt required key reads as one problem: the unknown key, with its suggestion.
-        misspelt = {
-            (*loc[:-1], match)
+        # The schema's closest key to each unknown one. A misspelt required key then reads as
+        # one problem (the unknown key, with its suggestion), not also as "missing".
+        suggested = {
+            loc: _closest(loc[-1], _keys_at(loc[:-1]))
             for loc, err in errors
-            if err["type"] == "extra_forbidden"
-            for match in difflib.get_close_matches(
-                str(loc[-1]), sorted(_keys_at(loc[:-1])), n=1, cutoff=0.6
-            )
+            if err["type"] == "extra_forbidden" and loc
         }
+        misspelt = {(*loc[:-1], match) for loc, match in suggested.items() if match}
         for loc, err in errors:
             if err["type"] == "missing" and loc in misspelt:
                 continue
@@ -431,8 +434,8 @@ def parse_campaign(text: str, path: Path) -> Campaign:
                 loc = (*loc, "kind")  # the discriminator key of trainer sections
             key = ".".join(str(p) for p in loc)
             message = _describe_error(err)
-            if err["type"] == "extra_forbidden" and loc:
-                message += did_you_mean(loc[-1], _keys_at(loc[:-1]))
+            if suggested.get(loc):
+                message += f"; did you mean {suggested[loc]!r}?"
             problems.append((nearest_line(index, loc), key, message))
         raise CampaignError(path, problems) from None
     cross = campaign.consistency_problems()

@@ -199,7 +199,7 @@ def _run_session(
 def _finish_missing_report(workspace: Path) -> bool:
     """True when the last session had ended but was killed before its report was written:
     `resume` then writes the report (from the database, without the agent's narrative)."""
-    from agent.report.render import write_report
+    from agent.report.render import report_archive_path, write_report
     from agent.store.store import Store
 
     store = Store(workspace)
@@ -209,8 +209,7 @@ def _finish_missing_report(workspace: Path) -> bool:
         last = store.latest_session()
         if last is None or last.status == "abandoned":
             return False
-        archive = workspace / "docs" / "sessions" / f"SESSION_REPORT_{last.id}.md"
-        if archive.exists():
+        if report_archive_path(workspace, last.id).exists():
             return False
         path, _archive = write_report(store, last.id)
     finally:

@@ -425,13 +425,18 @@ def render_report(data: dict[str, Any]) -> str:
     return env.get_template(TEMPLATE).render(**data)
 
 
+def report_archive_path(workspace: Path, session_id: str) -> Path:
+    """The session's own copy of its report (SESSION_REPORT.md holds only the latest)."""
+    return workspace / "docs" / "sessions" / f"SESSION_REPORT_{session_id}.md"
+
+
 def write_report(store: Store, session_id: str) -> tuple[Path, Path]:
     """Write SESSION_REPORT.md in the workspace and its archive copy under docs/sessions/."""
     data = report_data(store, session_id)
     text = render_report(data)
     path = store.workspace / "SESSION_REPORT.md"
     path.write_text(text, encoding="utf-8")
-    archive = store.workspace / "docs" / "sessions" / f"SESSION_REPORT_{session_id}.md"
+    archive = report_archive_path(store.workspace, session_id)
     archive.parent.mkdir(parents=True, exist_ok=True)
     archive.write_text(text, encoding="utf-8")
     return path, archive
