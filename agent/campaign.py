@@ -27,7 +27,8 @@ from pydantic import (
 
 from probes.durations import parse_duration
 from probes.evaluation.config import EvalConfig
-from probes.trainers.config import TrainerConfig
+from probes.redaction import SECRET_ENV_VARS
+from probes.trainers.config import EnvName, TrainerConfig
 from probes.yaml_lines import duplicate_keys, line_index, nearest_line
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
@@ -234,6 +235,10 @@ class Campaign(_Strict):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     protected: list[str] = Field(default_factory=list)
     """Recipe keys no proposal may change, even if a lane lists them."""
+    secrets: list[EnvName] = Field(default_factory=list)
+    """Environment variables that hold secrets (e.g. `WANDB_API_KEY`), beside the loop's own
+    `ANTHROPIC_API_KEY`: trainers do not inherit them unless `trainer.pass_env` names them,
+    and their values are masked in every record, log, report and message."""
 
     # Where the file lives; relative paths resolve against its folder.
     path: Path | None = Field(default=None, exclude=True)
@@ -274,6 +279,26 @@ class Campaign(_Strict):
             if key not in self.recipe:
                 problems.append(
                     (("protected",), f"{key!r} is not a recipe key{did_you_mean(key, self.recipe)}")
+                )
+        passable = (*SECRET_ENV_VARS, *self.secrets)
+        for name in getattr(self.trainer, "env", {}):
+            if name in passable:
+                problems.append(
+                    (
+                        ("trainer", "env", name),
+                        f"{name!r} is a secret: set it in the environment autoresearch runs in "
+                        "and name it in 'trainer.pass_env', never in this file",
+                    )
+                )
+        for i, name in enumerate(getattr(self.trainer, "pass_env", ())):
+            if name not in passable:
+                problems.append(
+                    (
+                        ("trainer", "pass_env", i),
+                        f"{name!r} is not a secret variable (the trainer inherits every other "
+                        f"variable anyway): name it in 'secrets:' or use one of "
+                        f"{', '.join(passable)}{did_you_mean(name, passable)}",
+                    )
                 )
         return problems
 

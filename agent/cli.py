@@ -14,17 +14,43 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from probes.redaction import environment_secrets, redact
+
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="Autonomous, noise-aware research on a fine-tuning recipe.",
 )
+
+
+class SafeConsole(Console):
+    """A console that masks secrets in every text it prints (the last line of defence after
+    the store's: an exception message, a trainer's error shown live)."""
+
+    secret_names: tuple[str, ...] = ()
+    """A campaign's `secrets:`, set once the campaign is loaded (the loop's own are masked
+    always)."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        secrets = environment_secrets(SafeConsole.secret_names)
+        super().print(*(_masked(o, secrets) for o in objects), **kwargs)
+
+
+def _masked(renderable: Any, secrets: list[str]) -> Any:
+    if isinstance(renderable, str):
+        return redact(renderable, secrets)
+    if isinstance(renderable, Text):
+        plain = redact(renderable.plain, secrets)
+        return renderable if plain == renderable.plain else Text(plain, style=renderable.style)
+    return renderable  # tables are built from the store's records, masked when written
+
+
 # Piped output (CI logs, `| less`) gets a wide console so probe ids are never cut.
 # markup=False: no text is ever read as rich markup. Values come from user files, trainers,
 # models and the agent ("[/x]" in a lane choice must print, not crash the CLI); the few styled
 # words are built with `styled`, never by formatting markup into a string.
-console = Console(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
-err = Console(
+console = SafeConsole(highlight=False, markup=False, width=None if sys.stdout.isatty() else 200)
+err = SafeConsole(
     stderr=True, highlight=False, markup=False, width=None if sys.stderr.isatty() else 200
 )
 
@@ -169,6 +195,7 @@ def _run_session(
                 force=force,
                 no_cache=no_cache,
             )
+            SafeConsole.secret_names = tuple(session.campaign.secrets)
             display.store = session.store
             display.session_id = session.id
             with display:
@@ -503,6 +530,8 @@ def replay(
         with WorkspaceLock(store.runs_dir):
             original = resolve_probe(store, probe)
             campaign = stored_campaign(store, original.session_id)
+            store.protect(campaign.secrets)
+            SafeConsole.secret_names = tuple(campaign.secrets)
             trainer = build_trainer(campaign)
             prepare = getattr(trainer, "prepare", None)
             if callable(prepare):

@@ -33,7 +33,7 @@ def build_trainer(campaign: Campaign) -> Trainer:
     if isinstance(config, CommandTrainerConfig):
         from probes.trainers.command import CommandTrainer
 
-        return CommandTrainer(config, campaign.workspace)
+        return CommandTrainer(config, campaign.workspace, campaign.secrets)
     if isinstance(config, TrlTrainerConfig):
         from probes.trainers.trl import TrlTrainer
 
@@ -120,9 +120,10 @@ def open_session(
                 f"session {unfinished.id} is unfinished; `autoresearch resume` continues it, "
                 "`autoresearch start --new` abandons it and starts another"
             )
-        if unfinished is not None:
-            store.update_session(unfinished.id, status="abandoned")
-            store.event(unfinished.id, "session", "abandoned by `start --new`")
+    store.protect(campaign.secrets)
+    if not resume and unfinished is not None:
+        store.update_session(unfinished.id, status="abandoned")
+        store.event(unfinished.id, "session", "abandoned by `start --new`")
     trainer = trainer or build_trainer(campaign)
     free = 0 if resume or no_cache else reusable_baselines(store, campaign)
     report = preflight(campaign, trainer, None if resume else budget, reusable_baselines=free)

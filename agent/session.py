@@ -346,6 +346,7 @@ class ResearchSession:
         self.observer(name, data)
 
     def _event(self, kind: str, message: str, probe_id: str | None = None) -> None:
+        message = self.store.redact(message)  # the console shows what the record holds
         self.store.event(self.id, kind, message, probe_id)
         self._emit("event", kind=kind, message=message, probe_id=probe_id)
 

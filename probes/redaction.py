@@ -3,6 +3,10 @@
 Two layers, each catching what the other cannot: the known secret values (the client's
 credentials and the secret environment variables) and a pattern for anything shaped like an
 Anthropic key (`sk-ant-...`), e.g. a second key pasted into a trainer's output.
+
+The secret variables are the loop's own (`SECRET_ENV_VARS`) and those a campaign names in
+`secrets:` (e.g. `WANDB_API_KEY`). Trainers inherit none of them unless `trainer.pass_env`
+names it, and the store masks their values in everything it records.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 SECRET_ENV_VARS = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
@@ -45,11 +50,50 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return _KEY_PATTERN.sub("sk-ant-[redacted]", text)
 
 
+def redact_value(value: Any, secrets: Iterable[str]) -> Any:
+    """`value` with `redact` applied to every string inside it (dicts, lists, tuples; keys
+    too). Anything else is returned as it is."""
+    secrets = list(secrets)
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(redact_value(v, secrets) for v in value)
+    return value
+
+
+_KEY_PATTERN_BYTES = re.compile(_KEY_PATTERN.pattern.encode())
+
+
+def redact_file(path: Path, secrets: Iterable[str]) -> bool:
+    """Mask the secrets in a file the loop keeps (a trainer's log), byte for byte, so a log
+    that is not UTF-8 stays as it was everywhere else. True when something was masked."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    masked = data
+    for secret in _usable(secrets):
+        masked = masked.replace(secret.encode(), b"[redacted]")
+    masked = _KEY_PATTERN_BYTES.sub(b"sk-ant-[redacted]", masked)
+    if masked == data:
+        return False
+    tmp = path.with_name(f".{path.name}.redacting")
+    tmp.write_bytes(masked)
+    os.replace(tmp, path)
+    return True
+
+
 def child_environment(
-    base: Mapping[str, str], extra: Mapping[str, str], pass_env: Iterable[str] = ()
+    base: Mapping[str, str],
+    extra: Mapping[str, str],
+    pass_env: Iterable[str] = (),
+    secret_names: Iterable[str] = (),
 ) -> dict[str, str]:
-    """The environment of a trainer subprocess: `base` without the secret variables (unless
-    named in `pass_env`), then `extra`."""
+    """The environment of a trainer subprocess: `base` without the secret variables (the
+    loop's own and `secret_names`, unless named in `pass_env`), then `extra`."""
     keep = set(pass_env)
-    env = {k: v for k, v in base.items() if k not in SECRET_ENV_VARS or k in keep}
+    withheld = set(SECRET_ENV_VARS) | set(secret_names)
+    env = {k: v for k, v in base.items() if k not in withheld or k in keep}
     return {**env, **extra}

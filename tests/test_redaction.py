@@ -309,9 +309,11 @@ def test_a_trainer_that_prints_its_environment_leaks_no_key(
     assert not result.ok and "exited with code 3" in (result.error or "")
     log = (out / "train.log").read_text() if (out / "train.log").exists() else ""
     log = log or "".join(p.read_text() for p in out.glob("*.log"))
-    # What the trainer saw: the key only when the campaign passed it.
-    assert (PLAIN_SECRET in log) == bool(pass_env)
+    # What the trainer saw: the key only when the campaign passed it (and what it printed of
+    # it is masked in its log file too).
     assert ("again no key" in log) == (not pass_env)
+    assert ("again [redacted]" in log) == bool(pass_env)
+    assert PLAIN_SECRET not in log
     # What the loop keeps and shows: never the key.
     assert "environment:" in result.log_tail
     assert PLAIN_SECRET not in result.log_tail and PLAIN_SECRET not in (result.error or "")

@@ -11,13 +11,13 @@ import csv
 import io
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, func, select
+from sqlalchemy import create_engine, event, func, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session as DBSession
 from sqlalchemy.orm import sessionmaker
@@ -31,6 +31,7 @@ from agent.store.tables import (
     ScoreRow,
     SessionRow,
 )
+from probes.redaction import environment_secrets, redact, redact_value
 from probes.spec import ProbeResult, Score
 
 TSV_COLUMNS = [
@@ -88,6 +89,27 @@ class Store:
         Base.metadata.create_all(self.engine)
         _add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._secrets = environment_secrets()
+        # Every row passes here on its way to the database: whatever a trainer, a model or an
+        # exception put into a text, no secret is ever recorded (nor, then, shown or reported).
+        event.listen(self._sessions, "before_flush", self._redact_pending)
+
+    def protect(self, secret_names: Iterable[str]) -> None:
+        """Also mask the values of these environment variables (a campaign's `secrets:`)."""
+        self._secrets = environment_secrets(secret_names)
+
+    def redact(self, text: str) -> str:
+        """`text` as the store would record it (secrets masked)."""
+        return redact(text, self._secrets)
+
+    def _redact_pending(self, db: DBSession, _context: Any, _instances: Any) -> None:
+        for row in (*db.new, *db.dirty):
+            for attr in inspect(row).mapper.column_attrs:
+                value = getattr(row, attr.key, None)
+                if isinstance(value, (str, dict, list)):
+                    masked = redact_value(value, self._secrets)
+                    if masked != value:
+                        setattr(row, attr.key, masked)
 
     @contextmanager
     def tx(self) -> Iterator[DBSession]:

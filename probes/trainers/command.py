@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from probes.redaction import child_environment, environment_secrets, redact
+from probes.redaction import child_environment, environment_secrets, redact, redact_file
 from probes.spec import (
     ProbeResult,
     ProbeSpec,
@@ -32,6 +32,8 @@ from probes.trainers.base import Trainer
 from probes.trainers.config import CommandTrainerConfig
 
 LOG_NAME = "train.log"
+SCORES_NAME = "scores.jsonl"
+METRICS_NAME = "metrics.json"
 LOG_TAIL_LINES = 40
 
 
@@ -96,19 +98,27 @@ def run_probe_process(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     pass_env: Sequence[str] = (),
+    secret_names: Sequence[str] = (),
 ) -> ProbeResult:
-    """Run one probe as a subprocess honouring the command contract and collect its result."""
+    """Run one probe as a subprocess honouring the command contract and collect its result.
+
+    The child inherits the environment without the secret variables (the loop's own and
+    `secret_names`) unless `pass_env` names them; whatever secret it prints anyway is masked
+    in its log file, the log tail and the error."""
     started = time.monotonic()
     config_path = write_config(spec)
     values = {"config": str(config_path), "out_dir": str(spec.out_dir), "python": sys.executable}
     args = [a.format(**values) for a in argv]
     log_path = spec.out_dir / LOG_NAME
-    child_env = child_environment(os.environ, {"PYTHONUNBUFFERED": "1", **(env or {})}, pass_env)
+    child_env = child_environment(
+        os.environ, {"PYTHONUNBUFFERED": "1", **(env or {})}, pass_env, secret_names
+    )
     # A trainer that prints its environment (or a key it was passed) must not put it into
-    # the log tail or error the loop stores and shows.
-    secrets = environment_secrets()
+    # the log, the log tail or the error the loop stores and shows.
+    secrets = environment_secrets(secret_names)
 
     def crash(reason: str) -> ProbeResult:
+        redact_file(log_path, secrets)
         return ProbeResult(
             probe_id=spec.probe_id,
             status=ProbeStatus.CRASH,
@@ -141,13 +151,17 @@ def run_probe_process(
             # Ctrl-C or the loop being stopped: never leave the training running.
             _kill_group(proc)
             raise
+    # The run folder keeps what the script wrote: mask the contract's files too (a judge
+    # error quoting a key lands in scores.jsonl).
+    for name in (LOG_NAME, SCORES_NAME, METRICS_NAME):
+        redact_file(spec.out_dir / name, secrets)
     if code != 0:
         how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return crash(f"trainer {how}")
     try:
         prompts = load_prompts(spec.eval_prompts)
-        scores = parse_scores(spec.out_dir / "scores.jsonl", prompts)
-        metrics = read_metrics(spec.out_dir / "metrics.json")
+        scores = parse_scores(spec.out_dir / SCORES_NAME, prompts)
+        metrics = read_metrics(spec.out_dir / METRICS_NAME)
     except (ScoresFileError, PromptFileError) as exc:
         return crash(str(exc))
     return ProbeResult(
@@ -175,9 +189,13 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 class CommandTrainer(Trainer):
     """Runs `trainer.argv` for every probe."""
 
-    def __init__(self, config: CommandTrainerConfig, workspace: Path):
+    def __init__(
+        self, config: CommandTrainerConfig, workspace: Path, secret_names: Sequence[str] = ()
+    ):
         self.config = config
         self.workspace = workspace
+        self.secret_names = tuple(secret_names)
+        """The campaign's `secrets:` (withheld from the script, masked in what it prints)."""
 
     @property
     def cwd(self) -> Path:
@@ -212,4 +230,5 @@ class CommandTrainer(Trainer):
             env=self.config.env,
             cwd=self.cwd,
             pass_env=self.config.pass_env,
+            secret_names=self.secret_names,
         )

@@ -7,11 +7,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
 from probes.durations import parse_duration
 
 Seconds = Annotated[float, BeforeValidator(parse_duration)]
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+"""The name of an environment variable."""
 
 
 class _Strict(BaseModel):
@@ -31,12 +40,10 @@ class CommandTrainerConfig(_Strict):
     """Kill the run after this long (`90s`, `30m`, `2h`); overrides `probe.timeout`."""
     env: dict[str, str] = Field(default_factory=dict)
     """Extra environment variables for the script (never secrets: use the environment)."""
-    pass_env: list[Literal["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"]] = Field(
-        default_factory=list
-    )
-    """Secret variables of the loop the script may see (e.g. `[ANTHROPIC_API_KEY]` for a
-    script that calls a judge itself). By default the script inherits the environment without
-    them."""
+    pass_env: list[EnvName] = Field(default_factory=list)
+    """Secret variables the script may see: the loop's (`ANTHROPIC_API_KEY`,
+    `ANTHROPIC_AUTH_TOKEN`, e.g. for a script that calls a judge itself) or any the campaign
+    names in `secrets:`. By default the script inherits the environment without them."""
     cwd: str | None = None
     """Working folder, relative to the workspace; default the workspace."""
 
