@@ -187,6 +187,68 @@ class Knob(_Strict):
         return f"{self.type} in [{self.low:g}, {self.high:g}]{scale}"
 
 
+class ModelPrice(_Strict):
+    """USD per million tokens of one model (overrides the built-in price table)."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+
+
+class AgentSettings(_Strict):
+    """`agent.settings`: tuning of the policies, every key optional. A key is read only by the
+    policies `SETTING_POLICIES` names; one the selected policy (and its fallback) never reads
+    is refused, naming the policies that do."""
+
+    plateau: int = Field(default=3, ge=1, le=1000)
+    """Probes of a lane without a win before it counts as stalled (optuna, claude)."""
+    optuna_min_gain: float | None = Field(default=None, ge=0)
+    """Smallest target gain optuna counts as a win (default: objective.min_improvement)."""
+    optuna_startup_trials: int = Field(default=4, ge=0, le=1000)
+    """Random trials before optuna's TPE sampler models the lane."""
+    optuna_max_draws: int = Field(default=64, ge=1, le=100_000)
+    """Draws optuna tries for an untried setting before it calls a lane exhausted."""
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
+    """Seed of optuna's sampler (default: probe.seed)."""
+    max_tokens: int = Field(default=2048, ge=64, le=128_000)
+    """Output tokens of one proposal call (claude)."""
+    narrative_max_tokens: int = Field(default=3000, ge=64, le=128_000)
+    """Output tokens of the report's narrative (claude)."""
+    api_retries: int = Field(default=4, ge=0, le=10)
+    """Retries of a failed API call with backoff (claude)."""
+    sdk_max_retries: int = Field(default=2, ge=0, le=10)
+    """The anthropic SDK's own retries per request (claude)."""
+    timeout: Seconds = Field(default=120.0, gt=0, le=3600)
+    """Seconds one API request may take (claude)."""
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)
+    """Price overrides, model-id prefix -> USD per million tokens (claude)."""
+
+
+SETTING_POLICIES: dict[str, tuple[str, ...]] = {
+    "plateau": ("optuna", "claude"),
+    "optuna_min_gain": ("optuna",),
+    "optuna_startup_trials": ("optuna",),
+    "optuna_max_draws": ("optuna",),
+    "seed": ("optuna",),
+    "max_tokens": ("claude",),
+    "narrative_max_tokens": ("claude",),
+    "api_retries": ("claude",),
+    "sdk_max_retries": ("claude",),
+    "timeout": ("claude",),
+    "prices": ("claude",),
+}
+"""Which policies read each setting (the fallback of claude, and of auto, is optuna)."""
+
+POLICIES_RUN = {
+    "auto": ("claude", "optuna"),
+    "claude": ("claude", "optuna"),
+    "optuna": ("optuna",),
+    "sweep": ("sweep",),
+}
+"""The policies a session of each `agent.policy` may run (the policy and its fallback)."""
+
+
 class AgentConfig(_Strict):
     """Who proposes the changes."""
 
@@ -199,8 +261,8 @@ class AgentConfig(_Strict):
     """A Markdown file the user owns: context and hints for the agent."""
     max_attempts: int = Field(default=3, ge=1)
     """Invalid proposals in a row before a turn falls back to the offline policy."""
-    settings: dict[str, Any] = Field(default_factory=dict)
-    """Policy-specific settings (e.g. optuna plateau length)."""
+    settings: AgentSettings = Field(default_factory=AgentSettings)
+    """Policy-specific settings (see `AgentSettings`)."""
 
 
 class Campaign(_Strict):
@@ -279,6 +341,18 @@ class Campaign(_Strict):
             if key not in self.recipe:
                 problems.append(
                     (("protected",), f"{key!r} is not a recipe key{did_you_mean(key, self.recipe)}")
+                )
+        running = POLICIES_RUN[self.agent.policy]
+        for key in sorted(self.agent.settings.model_fields_set):
+            readers = SETTING_POLICIES[key]
+            if not set(readers) & set(running):
+                problems.append(
+                    (
+                        ("agent", "settings", key),
+                        f"{key!r} is a setting of the {' and '.join(readers)} "
+                        f"polic{'ies' if len(readers) > 1 else 'y'}; agent.policy "
+                        f"{self.agent.policy} never reads it (remove it or change the policy)",
+                    )
                 )
         passable = (*SECRET_ENV_VARS, *self.secrets)
         for name in getattr(self.trainer, "env", {}):

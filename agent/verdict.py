@@ -170,16 +170,23 @@ class Verdict:
 
 
 def _finite(data: dict[str, Any]) -> dict[str, Any]:
-    # JSON has no infinity: an unbounded dof is stored as null.
-    if isinstance(data.get("dof"), float) and math.isinf(data["dof"]):
-        data["dof"] = None
+    # JSON has no infinity: an unbounded dof, or the infinite SE and interval of a category no
+    # run measured, is stored as null (these fields are never None in memory).
+    for key in _UNBOUNDED:
+        if isinstance(data.get(key), float) and math.isinf(data[key]):
+            data[key] = None
     return data
 
 
 def _unfinite(data: dict[str, Any]) -> dict[str, Any]:
-    if "dof" in data and data["dof"] is None:
-        data["dof"] = math.inf
+    for key, value in _UNBOUNDED.items():
+        if key in data and data[key] is None:
+            data[key] = value
     return data
+
+
+_UNBOUNDED = {"dof": math.inf, "se": math.inf, "ci_low": -math.inf, "ci_high": math.inf}
+"""CategoryComparison's fields that may be infinite, with the value a stored null stands for."""
 
 
 def crash_verdict(objective: Objective, reason: str) -> Verdict:

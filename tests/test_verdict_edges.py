@@ -371,6 +371,12 @@ def test_a_guard_no_run_shares_a_prompt_with_is_unmeasured_never_safe() -> None:
     )
     g2 = v.category("g2")
     assert g2 is not None and g2.dof == 3.0 and g2.passed is True and g2.n_prompts == 4
+    # Stored as strict JSON (verdict.json, the database): the unmeasured guard's infinite SE
+    # and interval are nulls, and read back as the same infinities.
+    stored = json.loads(json.dumps(v.to_dict(), allow_nan=False))
+    g1_stored = next(c for c in stored["categories"] if c["category"] == "g1")
+    assert (g1_stored["se"], g1_stored["ci_low"], g1_stored["ci_high"]) == (None, None, None)
+    assert Verdict.from_dict(stored) == v
 
 
 def test_one_and_two_prompt_categories_use_the_right_floor_without_warnings() -> None:

@@ -29,11 +29,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from agent.campaign import Campaign
+from agent.campaign import AgentSettings, Campaign
 from agent.policies import prompting
 from agent.policies.base import (
     Action,
@@ -175,13 +175,10 @@ def _tool_schemas(campaign: Campaign) -> list[dict[str, Any]]:
     ]
 
 
-def make_client(settings: Mapping[str, Any]) -> anthropic.Anthropic:
+def make_client(settings: AgentSettings) -> anthropic.Anthropic:
     """The real client, keyed from ANTHROPIC_API_KEY (read only here, only when no client is
     given). Whole-session tests replace this function to inject a fake transport."""
-    return default_client(
-        max_retries=int(settings.get("sdk_max_retries", 2)),
-        timeout=float(settings.get("timeout", 120.0)),
-    )
+    return default_client(max_retries=settings.sdk_max_retries, timeout=settings.timeout)
 
 
 def _to_usage(u: LLMUsage) -> Usage:
@@ -219,11 +216,9 @@ def _assistant_content(reply: Any) -> list[dict[str, Any]]:
 class ClaudePolicy(Policy):
     """Proposals from a Claude model, validated in the conversation, with an offline fallback.
 
-    Settings (search_space.yaml `agent.settings`, all optional): `max_tokens` (per proposal
-    call, default 2048), `api_retries` (our retries with backoff, default 4),
-    `sdk_max_retries` (default 2), `timeout` (seconds per call, default 120), `plateau`
-    (probes without a win before a lane counts as stalled, default 3), `prices` (USD per
-    million tokens by model-id prefix), `narrative_max_tokens` (default 3000).
+    Settings: `agent.settings` (`AgentSettings` in agent/campaign.py, typed and documented
+    there): max_tokens, narrative_max_tokens, api_retries, sdk_max_retries, timeout, plateau,
+    prices.
     """
 
     name = "claude"
@@ -238,14 +233,16 @@ class ClaudePolicy(Policy):
     ):
         self.campaign = campaign
         self.fallback = fallback
-        settings: Mapping[str, Any] = campaign.agent.settings or {}
+        settings = campaign.agent.settings
         self.model: str = campaign.agent.model or DEFAULT_MODEL
         self.max_attempts = campaign.agent.max_attempts
-        self.max_tokens = int(settings.get("max_tokens", 2048))
-        self.narrative_max_tokens = int(settings.get("narrative_max_tokens", 3000))
-        self.api_retries = int(settings.get("api_retries", 4))
-        self.plateau = int(settings.get("plateau", 3))
-        self.prices: dict[str, Any] = dict(settings.get("prices") or {})
+        self.max_tokens = settings.max_tokens
+        self.narrative_max_tokens = settings.narrative_max_tokens
+        self.api_retries = settings.api_retries
+        self.plateau = settings.plateau
+        self.prices: dict[str, Any] = {
+            prefix: price.model_dump(exclude_none=True) for prefix, price in settings.prices.items()
+        }
         if client is None:
             client = make_client(settings)
         self._client = client

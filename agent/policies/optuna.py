@@ -24,9 +24,8 @@
   may replay every finished record; probes this policy did not propose (another policy's,
   or ones whose trial was failed as stale) are added to the study as finished trials.
 
-Settings (`agent.settings`): `plateau`, `optuna_min_gain`, `optuna_startup_trials` (random
-trials before TPE models, default 4), `seed` (default `probe.seed`), `optuna_max_draws`
-(default 64).
+Settings: `agent.settings` (`AgentSettings` in agent/campaign.py, typed and documented
+there): plateau, optuna_min_gain, optuna_startup_trials, seed, optuna_max_draws.
 """
 
 from __future__ import annotations
@@ -92,13 +91,12 @@ class OptunaPolicy(Policy):
 
     def __init__(self, campaign: Campaign, *, storage_dir: Path):
         self.campaign = campaign
-        settings = campaign.agent.settings or {}
-        self.plateau = max(1, int(settings.get("plateau", 3)))
-        gain = settings.get("optuna_min_gain")
-        self.min_gain: float | None = None if gain is None else float(gain)
-        self.startup_trials = int(settings.get("optuna_startup_trials", 4))
-        self.seed = int(settings.get("seed", campaign.probe.seed))
-        self.max_draws = int(settings.get("optuna_max_draws", 64))
+        settings = campaign.agent.settings
+        self.plateau = settings.plateau
+        self.min_gain: float | None = settings.optuna_min_gain
+        self.startup_trials = settings.optuna_startup_trials
+        self.seed = campaign.probe.seed if settings.seed is None else settings.seed
+        self.max_draws = settings.optuna_max_draws
         self.storage_dir = Path(storage_dir)
         self.storage_path = self.storage_dir / "optuna.db"
         self.knobs: dict[str, dict[str, Knob]] = {
