@@ -28,6 +28,7 @@ from pydantic import (
 from probes.durations import parse_duration
 from probes.evaluation.config import EvalConfig
 from probes.redaction import SECRET_ENV_VARS
+from probes.textfiles import read_user_text
 from probes.trainers.config import EnvName, TrainerConfig
 from probes.yaml_lines import duplicate_keys, line_index, nearest_line
 
@@ -548,10 +549,12 @@ def parse_campaign(text: str, path: Path) -> Campaign:
 
 def load_campaign(path: Path) -> Campaign:
     """Read and validate search_space.yaml."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         raise CampaignError(
             path, [(None, "", "not found (run `autoresearch init DIR` to create a workspace)")]
-        ) from None
+        )
+    try:
+        text = read_user_text(path, "the campaign", ValueError)
+    except ValueError as exc:
+        raise CampaignError(path, [(None, "", str(exc).removeprefix(f"{path}: "))]) from None
     return parse_campaign(text, path)

@@ -3,9 +3,12 @@ power. Imports stay light so `--help`, `status` and `report` start fast."""
 
 from __future__ import annotations
 
+import errno
+import functools
 import json
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -75,6 +78,66 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+_FAULTS = {
+    errno.ENOSPC: ("no space left", "free space on that disk"),
+    errno.EDQUOT: ("disk quota exceeded", "free space or raise the quota"),
+    errno.EROFS: ("read-only file system", "make it writable (or use another workspace)"),
+    errno.EACCES: ("permission denied", "make it writable by this user"),
+    errno.EPERM: ("operation not permitted", "make it writable by this user"),
+    errno.EIO: ("disk I/O error", "check the disk"),
+    errno.ENOTDIR: ("not a folder", "pass a workspace folder with -w"),
+    errno.EISDIR: ("a folder, not a file", "remove or rename it"),
+}
+# SQLite says what went wrong in words, not errno.
+_DB_FAULTS = {
+    "database or disk is full": _FAULTS[errno.ENOSPC],
+    "disk i/o error": _FAULTS[errno.EIO],
+    "readonly database": _FAULTS[errno.EROFS],
+    "unable to open database file": ("cannot open it", "check its folder exists and is writable"),
+}
+
+
+def storage_fault(exc: BaseException, workspace: Path) -> str | None:
+    """One line for a filesystem or database fault (disk full, read-only, I/O error, a path
+    that is a file): the path, what is wrong, what to do. None for any other error."""
+    db = workspace / "runs" / "autoresearch.db"
+    orig = getattr(exc, "orig", None)  # sqlalchemy wraps the driver's error
+    if type(exc).__module__.startswith("sqlalchemy") and orig is not None:
+        text = str(orig).lower()
+        found = next((v for k, v in _DB_FAULTS.items() if k in text), None)
+        if found is None:
+            return None
+        path, (problem, fix) = db, found
+    elif isinstance(exc, OSError) and exc.errno in _FAULTS:
+        path = Path(exc.filename) if exc.filename else workspace
+        problem, fix = _FAULTS[exc.errno]
+    else:
+        return None
+    return (
+        f"cannot write {path}: {problem}; {fix}, then run the command again "
+        "(nothing recorded is lost: `autoresearch resume` continues an interrupted session)"
+    )
+
+
+def _one_line_faults(command: Callable[..., None]) -> Callable[..., None]:
+    """A filesystem or database fault in a command is one clear line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except Exception as exc:
+            workspace = Path(kwargs.get("workspace") or kwargs.get("directory") or ".").resolve()
+            if workspace.is_file():
+                _fail(f"{workspace} is a file: pass the folder holding search_space.yaml with -w")
+            message = storage_fault(exc, workspace)
+            if message is None:
+                raise
+            _fail(message)
+
+    return wrapper
+
+
 def _store(workspace: Path) -> Any:
     from agent.store.store import Store
 
@@ -93,6 +156,7 @@ def _campaign(workspace: Path) -> Any:
 
 
 @app.command()
+@_one_line_faults
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new workspace.")],
     force: Annotated[bool, typer.Option(help="Overwrite existing files.")] = False,
@@ -126,6 +190,7 @@ def init(
 
 
 @app.command()
+@_one_line_faults
 def check(workspace: Workspace = Path(".")) -> None:
     """Validate search_space.yaml and run the preflight, without training."""
     from agent.runtime import build_trainer
@@ -377,6 +442,7 @@ def results_table(store: Any, session_id: str, last: int | None = None) -> Table
 
 
 @app.command()
+@_one_line_faults
 def start(
     budget: Annotated[
         str,
@@ -406,12 +472,14 @@ def start(
 
 
 @app.command()
+@_one_line_faults
 def resume(workspace: Workspace = Path(".")) -> None:
     """Continue the unfinished session: finished probes are kept, the interrupted one re-runs."""
     _run_session(workspace, budget=None, resume=True, new=False)
 
 
 @app.command()
+@_one_line_faults
 def status(workspace: Workspace = Path(".")) -> None:
     """The current or last session: budget used and left, probes and verdicts."""
     store = _store(workspace)
@@ -459,6 +527,7 @@ def status(workspace: Workspace = Path(".")) -> None:
 
 
 @app.command()
+@_one_line_faults
 def show(
     probe: Annotated[str, typer.Argument(help="Probe id (or a unique prefix).")],
     workspace: Workspace = Path("."),
@@ -514,6 +583,7 @@ def show(
 
 
 @app.command()
+@_one_line_faults
 def replay(
     probe: Annotated[str, typer.Argument(help="Probe id (or a unique prefix).")],
     seed: Annotated[int | None, typer.Option(help="Seed (default: the original's).")] = None,
@@ -560,6 +630,7 @@ def replay(
 
 
 @app.command()
+@_one_line_faults
 def report(
     session: Annotated[str | None, typer.Option(help="Session id (default: the latest).")] = None,
     workspace: Workspace = Path("."),
@@ -577,6 +648,7 @@ def report(
 
 
 @app.command()
+@_one_line_faults
 def power(
     session: Annotated[str | None, typer.Option(help="Session id (default: the latest).")] = None,
     workspace: Workspace = Path("."),

@@ -421,7 +421,8 @@ class ResearchSession:
         if self.campaign.agent.brief:
             path = self.campaign.resolve(self.campaign.agent.brief)
             if path.exists():
-                brief = path.read_text(encoding="utf-8")
+                # Hints for the agent: a stray byte must not stop the night.
+                brief = path.read_text(encoding="utf-8", errors="replace")
         return PolicyContext(
             campaign=self.campaign,
             history=self.history(),

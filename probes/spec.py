@@ -15,6 +15,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from probes.textfiles import read_user_text
+
 
 class ProbeKind(str, Enum):
     """Why a training run was launched."""
@@ -86,10 +88,7 @@ def load_prompts(path: Path) -> list[EvalPrompt]:
     """Read an eval prompts JSONL file, naming the file and line of any bad record."""
     prompts: list[EvalPrompt] = []
     seen: set[str] = set()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PromptFileError(f"{path}: cannot read eval prompts: {exc.strerror}") from None
+    text = read_user_text(path, "eval prompts", PromptFileError)
     for _lineno, where, data in jsonl_records(text, path, PromptFileError):
         if not isinstance(data, dict):
             raise PromptFileError(f"{where}: expected a JSON object per line")
@@ -221,7 +220,7 @@ def parse_scores(path: Path, prompts: list[EvalPrompt]) -> list[Score]:
         raise ScoresFileError(f"{path}: missing: the trainer must write scores.jsonl")
     scores: list[Score] = []
     seen: set[tuple[str, int]] = set()
-    text = path.read_text(encoding="utf-8")
+    text = read_user_text(path, "the trainer's scores", ScoresFileError)
     for _lineno, where, data in jsonl_records(text, path, ScoresFileError):
         if not isinstance(data, dict):
             raise ScoresFileError(f"{where}: expected a JSON object")

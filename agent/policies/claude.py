@@ -268,7 +268,7 @@ class ClaudePolicy(Policy):
             return ""
         path = campaign.resolve(campaign.agent.brief)
         try:
-            return path.read_text(encoding="utf-8")
+            return path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
 

@@ -32,6 +32,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from probes.spec import jsonl_records
+from probes.textfiles import read_user_text
 from probes.yaml_lines import duplicate_keys, line_index, nearest_line
 
 SourceKind = Literal["sft", "preference"]
@@ -169,11 +170,7 @@ def parse_manifest(text: str, path: Path) -> Manifest:
 
 def load_manifest(path: Path) -> Manifest:
     """Read and validate a manifest file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError(f"{path}: cannot read the data manifest: {exc.strerror}") from None
-    return parse_manifest(text, path)
+    return parse_manifest(read_user_text(path, "the data manifest", ManifestError), path)
 
 
 def _text(data: dict[str, Any], key: str, where: str) -> str:
@@ -258,12 +255,7 @@ def parse_example(data: Any, source: Source, where: str, default_id: str) -> Exa
 def load_source(manifest: Manifest, source: Source) -> list[Example]:
     """Every example of one source, in file order; errors name the file and line."""
     path = manifest.source_path(source)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError(
-            f"{manifest.path}: source {source.name!r}: cannot read {path}: {exc.strerror}"
-        ) from None
+    text = read_user_text(path, f"source {source.name!r} of {manifest.path}", ManifestError)
     examples: list[Example] = []
     seen: set[str] = set()
     for lineno, where, data in jsonl_records(text, path, ManifestError):

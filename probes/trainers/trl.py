@@ -345,7 +345,7 @@ def read_failure(out_dir: Path) -> str | None:
     """The worker's own reason for a failed run, if it wrote one."""
     path = out_dir / FAILURE_FILE
     try:
-        text = path.read_text(encoding="utf-8").strip()
+        text = path.read_text(encoding="utf-8", errors="replace").strip()
     except OSError:
         return None
     return text or None
