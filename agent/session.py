@@ -774,6 +774,9 @@ class ResearchSession:
                 except Exception as exc:  # a policy failure never ends the session
                     self._event("policy", f"{source.name} failed: {type(exc).__name__}: {exc}")
                     break
+                finally:
+                    for notice in source.notices():
+                        self._event("policy", notice)
                 proposal = replace(
                     proposal, changes=coerce_changes(proposal.changes, self.campaign)
                 )

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
+from agent.policies.base import Policy
 from agent.session import WorkspaceLock
 from agent.store.store import Store
 from tests.conftest import make_workspace, write_prompts
@@ -430,7 +431,7 @@ def test_judge_without_api_key_fails_preflight(
     assert "sk-test-not-a-real-key" not in out
 
 
-class ScriptedPolicy:
+class ScriptedPolicy(Policy):
     """A policy that answers from a script (a list of callables context -> Proposal)."""
 
     name = "scripted"

@@ -135,3 +135,8 @@ class Policy(ABC):
         return None
 
     narrative_usage: Any = None
+
+    def notices(self) -> list[str]:
+        """Things to say once in the session's log (e.g. the policy went offline); the loop
+        drains them after each ask."""
+        return []

@@ -63,6 +63,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
+OFFLINE_AFTER = 2
+"""Calls in a row that cannot connect (each after its retries) before the policy goes offline:
+the fallback proposes and Claude is tried once every RETRY_OFFLINE_EVERY turns."""
+RETRY_OFFLINE_EVERY = 5
 """Used only when the campaign names no model (AgentConfig normally supplies one)."""
 
 RULES = """\
@@ -257,6 +261,11 @@ class ClaudePolicy(Policy):
         self.narrative_usage = LLMUsage()
         self.disabled_reason: str | None = None
         """Set after a non-retryable API failure: the rest of the session uses the fallback."""
+        self._connection_failures = 0
+        """Calls in a row that could not reach the API (after their retries)."""
+        self._offline_turns: int | None = None
+        """None while Claude is reachable; else the turns the fallback served since."""
+        self._notices: list[str] = []
         self._refused: list[tuple[str, str]] = []
         self._force_tool = True
 
@@ -355,13 +364,18 @@ class ClaudePolicy(Policy):
             "tool_choice": tool_choice,
             "messages": messages,
         }
+        client = self._client
+        if self.offline:
+            # One quick try while offline: no retries of ours, none of the SDK's.
+            client = client.with_options(max_retries=0)
         reply = call_with_retries(
-            lambda: self._client.messages.create(**params),
-            retries=self.api_retries,
+            lambda: client.messages.create(**params),
+            retries=0 if self.offline else self.api_retries,
             sleep=self._sleep,
             what="claude policy call",
             secrets=self._secrets,
         )
+        self._reached()
         return reply
 
     def _propose_call(self, messages: list[dict[str, Any]]) -> Any:
@@ -391,11 +405,38 @@ class ClaudePolicy(Policy):
         return u
 
     def _api_failure(self, exc: BaseException) -> str:
+        import anthropic
+
         reason = describe_api_error(exc, self._secrets)
         if not is_retryable(exc):
             self.disabled_reason = reason
+        if isinstance(exc, anthropic.APIConnectionError):  # timeouts included
+            self._connection_failures += 1
+            if self._offline_turns is None and self._connection_failures >= OFFLINE_AFTER:
+                self._offline_turns = 0
+                self._notices.append(
+                    f"Claude unreachable: {self._connection_failures} calls in a row could not "
+                    f"connect ({reason}); proposals come from {self.fallback.name}, with one "
+                    f"try of Claude every {RETRY_OFFLINE_EVERY} proposals"
+                )
         log.warning("claude policy: API call failed: %s", reason)
         return reason
+
+    def _reached(self) -> None:
+        """A call got an answer: back online if the policy was offline."""
+        self._connection_failures = 0
+        if self._offline_turns is not None:
+            self._offline_turns = None
+            self._notices.append("Claude reachable again: proposals come from Claude again")
+
+    def notices(self) -> list[str]:
+        out, self._notices = self._notices, []
+        return out
+
+    @property
+    def offline(self) -> bool:
+        """Claude could not be reached repeatedly; the fallback proposes meanwhile."""
+        return self._offline_turns is not None
 
     # -- Policy ---------------------------------------------------------------------------------
 
@@ -406,6 +447,10 @@ class ClaudePolicy(Policy):
         self._use_brief(context)
         if self.disabled_reason is not None:
             return self._fallback(context, f"Claude unavailable: {self.disabled_reason}", usage)
+        if self._offline_turns is not None:
+            self._offline_turns += 1
+            if self._offline_turns % RETRY_OFFLINE_EVERY:
+                return self._fallback(context, "Claude unreachable (offline)", usage)
         messages: list[dict[str, Any]] = [{"role": "user", "content": self.turn_message(context)}]
         last_error = ""
         for _attempt in range(self.max_attempts):
@@ -580,10 +625,14 @@ class ClaudePolicy(Policy):
 
     # -- readings and narrative ------------------------------------------------------------------
 
-    def _text_call(self, prompt: str, max_tokens: int) -> tuple[str | None, LLMUsage]:
+    def _text_call(
+        self, prompt: str, max_tokens: int, *, try_offline: bool = False
+    ) -> tuple[str | None, LLMUsage]:
+        """A text-only call; skipped while offline unless `try_offline` (the narrative: one
+        quick try)."""
         import anthropic
 
-        if self.disabled_reason is not None:
+        if self.disabled_reason is not None or (self.offline and not try_offline):
             return None, LLMUsage()
         try:
             reply = self._call(
@@ -634,7 +683,9 @@ class ClaudePolicy(Policy):
                 "fell back to the offline policy. At most 400 words. No tool call.",
             ]
         )
-        text, usage = self._text_call(prompt, max_tokens=self.narrative_max_tokens)
+        text, usage = self._text_call(
+            prompt, max_tokens=self.narrative_max_tokens, try_offline=True
+        )
         self.narrative_usage = self.narrative_usage + usage
         return redact(text, self._secrets) if text else None
 
