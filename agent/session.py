@@ -289,6 +289,7 @@ class ResearchSession:
         self.policy = policy
         self.fallback = fallback
         self.observer = observer or (lambda _kind, _data: None)
+        self._records: dict[tuple[str, str | None, str | None], ProbeRecord] = {}
         self.budget = BudgetSpec(runs=row.budget_runs, seconds=row.budget_seconds)
         self.prompts_path = campaign.resolve(campaign.eval.prompts).resolve()
         self._tick_at = time.monotonic()
@@ -411,10 +412,19 @@ class ResearchSession:
 
     def history(self) -> tuple[ProbeRecord, ...]:
         return tuple(
-            record_from_row(p)
+            self._record_of(p)
             for p in self.store.probes(self.id)
             if p.state == "finished" and p.kind != ProbeKind.BASELINE.value
         )
+
+    def _record_of(self, row: ProbeRow) -> ProbeRecord:
+        # A finished probe's record changes only with its status (a candidate confirmed) or
+        # its reading: rebuild it (and its verdict) only then, not on every ask.
+        key = (row.id, row.status, row.reading)
+        record = self._records.get(key)
+        if record is None:
+            record = self._records[key] = record_from_row(row)
+        return record
 
     def context(self) -> PolicyContext:
         brief = ""
@@ -583,7 +593,7 @@ class ResearchSession:
         configuration is left out: its first run was selected for passing."""
         assert self.noise is not None
         own = _config_key(row)
-        groups: dict[str, list[list[Score]]] = {}
+        groups: dict[str, list[str]] = {}
         for p in self.store.probes(self.id):
             if (
                 p.kind == ProbeKind.BASELINE.value
@@ -593,8 +603,14 @@ class ResearchSession:
                 or _config_key(p) == own
             ):
                 continue
-            groups.setdefault(_config_key(p), []).append(self.store.scores(p.id))
-        replicates = [g for g in groups.values() if len(g) >= 2]
+            groups.setdefault(_config_key(p), []).append(p.id)
+        # Scores only of configurations trained more than once: loading every probe's scores
+        # for every verdict made a session's per-training cost grow with its length.
+        replicates = [
+            [self.store.scores(probe_id) for probe_id in ids]
+            for ids in groups.values()
+            if len(ids) >= 2
+        ]
         if not replicates:
             return self.noise
         return build_noise_model(baselines, self.campaign.objective, replicates=replicates)
@@ -964,6 +980,7 @@ class ResearchSession:
             told.update(p.id for p in new)
             self._tell(new, fresh=fresh)
 
+        self.store.hold_probes = True  # this process is the session's only writer (lock)
         try:
             tell_new(fresh=False)
             self._rerun_interrupted()
@@ -986,6 +1003,7 @@ class ResearchSession:
                 f"finished: {used.runs_used} trainings, {format_duration(used.seconds_used)}",
             )
         finally:
+            self.store.hold_probes = False
             self._tick()
         row = self.store.get_session(self.id)
         assert row is not None

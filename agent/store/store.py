@@ -90,9 +90,21 @@ class Store:
         _add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._secrets = environment_secrets()
+        self._hold_probes = False
+        self._held: dict[str, list[ProbeRow]] = {}
         # Every row passes here on its way to the database: whatever a trainer, a model or an
         # exception put into a text, no secret is ever recorded (nor, then, shown or reported).
-        event.listen(self._sessions, "before_flush", self._redact_pending)
+        event.listen(self._sessions, "before_flush", self._before_flush)
+
+    @property
+    def hold_probes(self) -> bool:
+        """Keep `probes()` between calls (see there); only for the one writer of a session."""
+        return self._hold_probes
+
+    @hold_probes.setter
+    def hold_probes(self, on: bool) -> None:
+        self._hold_probes = on
+        self._held.clear()
 
     def protect(self, secret_names: Iterable[str]) -> None:
         """Also mask the values of these environment variables (a campaign's `secrets:`)."""
@@ -102,7 +114,10 @@ class Store:
         """`text` as the store would record it (secrets masked)."""
         return redact(text, self._secrets)
 
-    def _redact_pending(self, db: DBSession, _context: Any, _instances: Any) -> None:
+    def _before_flush(self, db: DBSession, _context: Any, _instances: Any) -> None:
+        """Drop the held probe lists when a probe is written; mask secrets in every row."""
+        if any(isinstance(row, ProbeRow) for row in (*db.new, *db.dirty, *db.deleted)):
+            self._held.clear()
         for row in (*db.new, *db.dirty):
             for attr in inspect(row).mapper.column_attrs:
                 value = getattr(row, attr.key, None)
@@ -274,12 +289,21 @@ class Store:
             ).first()
 
     def probes(self, session_id: str) -> list[ProbeRow]:
+        """A session's probes in order. While `hold_probes` is on (the session that holds the
+        workspace lock is running: the only writer), the list is kept between calls and
+        dropped on any write of a probe, so a long session does not re-read and re-decode
+        every row several times per training."""
+        if self.hold_probes and session_id in self._held:
+            return list(self._held[session_id])
         with self._sessions() as db:
-            return list(
+            rows = list(
                 db.scalars(
                     select(ProbeRow).where(ProbeRow.session_id == session_id).order_by(ProbeRow.seq)
                 )
             )
+        if self.hold_probes:
+            self._held[session_id] = rows
+        return list(rows)
 
     def scores(self, probe_id: str, *, include_errors: bool = False) -> list[Score]:
         """A probe's per-prompt scores; prompts that could not be scored (e.g. a judge error)

@@ -1,0 +1,81 @@
+"""The running session keeps its probe list between reads (issue 10 item 12: per-training
+cost must not grow with the session's length) — and never serves a stale one: every write of
+a probe drops it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent.store.store import Store
+from agent.store.tables import ProbeRow, SessionRow
+from probes.spec import ProbeResult, ProbeStatus, Score
+
+
+def test_held_probes_follow_every_write(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.create_session(
+        SessionRow(id="s", status="running", started_at=datetime.now(UTC), budget_runs=3,
+                   policy="sweep", campaign={"objective": {"target": "facts"}},
+                   campaign_path="x")
+    )  # fmt: skip
+    store.hold_probes = True
+
+    def add(probe_id: str) -> None:
+        store.add_probe(ProbeRow(id=probe_id, session_id="s", kind="probe", changes={}, steps=1,
+                                 seed=0, hypothesis=""))  # fmt: skip
+
+    assert store.probes("s") == []
+    add("a")
+    assert [(p.id, p.state) for p in store.probes("s")] == [("a", "pending")]
+    store.mark_running("a", tmp_path / "a", {})
+    assert store.probes("s")[0].state == "running"
+    result = ProbeResult("a", ProbeStatus.OK, scores=(Score("q", "facts", 1.0),))
+    store.finish_probe("a", result, {"reason": "r"}, "discard")
+    assert (store.probes("s")[0].state, store.probes("s")[0].status) == ("finished", "discard")
+    store.set_verdict("a", {"reason": "s"}, "candidate")
+    assert store.probes("s")[0].status == "candidate"
+    store.update_probe("a", reading="read")
+    add("b")
+    assert [(p.id, p.reading) for p in store.probes("s")] == [("a", "read"), ("b", None)]
+    # The list handed out is a copy: a caller's edit of it changes nothing held.
+    store.probes("s").clear()
+    assert len(store.probes("s")) == 2
+    # Held, it is not read again; a write from elsewhere is not seen until the hold ends,
+    # which is why only the session holding the workspace lock turns it on.
+    other = Store(tmp_path)
+    other.update_probe("b", reading="elsewhere")
+    assert store.probes("s")[1].reading is None
+    store.hold_probes = False
+    assert store.probes("s")[1].reading == "elsewhere"
+
+
+def test_a_verdict_reads_scores_only_of_replicated_configurations(
+    workspace: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    reads: list[str] = []
+    original = Store.scores
+
+    def counting(self: Store, probe_id: str, **kwargs: object) -> list[Score]:
+        reads.append(probe_id)
+        return original(self, probe_id, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Store, "scores", counting)
+    result = CliRunner().invoke(app, ["start", "--budget", "8", "-w", str(workspace)])
+    assert result.exit_code == 0, result.output
+    store = Store(workspace)
+    session = store.latest_session()
+    assert session is not None
+    probes = store.probes(session.id)
+    baselines = {p.id for p in probes if p.kind == "baseline"}
+    others = [p for p in probes if p.kind != "baseline"]
+    # Each verdict reads the baselines' scores once and no other probe's: the only
+    # configuration trained twice is the candidate and its confirmation, and a verdict leaves
+    # its own configuration out of the noise model. (Reading every earlier probe's scores for
+    # every verdict made a 300-training session's per-training cost grow with its length.)
+    assert [p.kind for p in others].count("confirm") == 1
+    assert [r for r in reads if r not in baselines] == []
