@@ -6,8 +6,9 @@ Scores come from the params through a known world, plus seeded training-seed and
   mixture=stratified: facts +0.8 but voice -2.5 (a trade-off);
   curriculum=reverse: new critical failures in offtask;
   everything else: no effect.
-FAKE_MODE (environment) makes it misbehave: exit1, hang, no_scores, nan, unknown_id,
-wrong_category, judge_error (a third of the facts prompts unscorable) — only for the
+FAKE_MODE (environment) makes it misbehave: exit1, hang, no_scores, nan, inf, string_score,
+unknown_id, wrong_category, bad_json, duplicate_score, metrics_not_object, judge_error (a
+third of the facts prompts unscorable) — only for the
 probe whose changes match FAKE_MODE_WHEN (e.g. lora_r=8) when set. FAKE_SLEEP sleeps
 before writing; FAKE_MARKERS names a folder where it drops `<probe_id>.started`.
 FAKE_SEED_SD (default 0.05) is the SD of the shift a training seed gives the whole model,
@@ -114,10 +115,19 @@ def main() -> int:
                 row["prompt_id"] = "no-such-prompt"
             if mode == "wrong_category":
                 row["category"] = "elsewhere"
+            if mode == "string_score":
+                row["score"] = "high"
+            if mode == "inf":
+                row["score"] = float("inf")
             lines.append(json.dumps(row))
+    if mode == "bad_json":
+        lines[1] = lines[1][:-3]  # a truncated line
+    if mode == "duplicate_score":
+        lines.append(lines[0])
     (out / "scores.jsonl").write_text("\n".join(lines) + "\n")
+    metrics = {"train_loss": 1.0 / (1 + seed), "runtime_s": 0.01}
     (out / "metrics.json").write_text(
-        json.dumps({"train_loss": 1.0 / (1 + seed), "runtime_s": 0.01})
+        json.dumps([metrics] if mode == "metrics_not_object" else metrics)
     )
     return 0
 
