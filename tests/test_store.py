@@ -155,3 +155,25 @@ def test_a_database_of_an_older_version_gains_the_new_columns(tmp_path: Path) ->
     assert old is not None and old.in_budget is True and old.reused_from is None
     assert reopened.runs_used("s1") == 1  # counted, and in the budget by the default
     reopened.close()
+
+
+def test_an_older_database_migrates_on_either_backend(store: Store, tmp_path: Path) -> None:
+    """The same additive migration on SQLite and PostgreSQL: a boolean column's default is
+    written in the backend's own syntax (PostgreSQL refuses `BOOLEAN DEFAULT 1`)."""
+    from sqlalchemy import text
+
+    _session(store)
+    store.add_probe(_probe("s1", "probe-old"))
+    store.mark_running("probe-old", tmp_path / "runs" / "probe-old", {"params": {}})
+    with store.engine.begin() as conn:
+        conn.execute(text("DROP INDEX IF EXISTS ix_probes_run_key"))
+        for column in ("in_budget", "counted", "run_key"):
+            conn.execute(text(f"ALTER TABLE probes DROP COLUMN {column}"))
+    url = store.url
+    store.close()
+    reopened = Store(tmp_path, url=url)
+    old = reopened.get_probe("probe-old")
+    assert old is not None
+    # The old row reads the defaults: in the budget, not yet counted, no run key.
+    assert (old.in_budget, old.counted, old.run_key) == (True, False, None)
+    reopened.close()

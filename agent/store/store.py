@@ -464,7 +464,7 @@ def _atomic_write(path: Path, text: str) -> None:
 def _add_missing_columns(engine: Engine) -> None:
     """Additive schema migration: a database written by an older version gains the columns
     added since (all nullable or defaulted), so old sessions stay readable."""
-    from sqlalchemy import inspect, text
+    from sqlalchemy import inspect, literal, text
 
     inspector = inspect(engine)
     with engine.begin() as conn:
@@ -476,8 +476,12 @@ def _add_missing_columns(engine: Engine) -> None:
                 kind = column.type.compile(dialect=engine.dialect)
                 default = ""
                 if column.default is not None and getattr(column.default, "is_scalar", False):
-                    value = column.default.arg  # type: ignore[attr-defined]
-                    default = f" DEFAULT {int(value) if isinstance(value, bool) else value!r}"
+                    # The value in the database's own syntax (PostgreSQL refuses a boolean
+                    # column with DEFAULT 1; SQLite has no TRUE before 3.23).
+                    value = literal(column.default.arg, column.type).compile(  # type: ignore[attr-defined]
+                        dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+                    )
+                    default = f" DEFAULT {value}"
                 conn.execute(
                     text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}{default}')
                 )
