@@ -56,12 +56,15 @@ count for their lane (and for m) but are not attributed to a knob.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent.stats import SESSION_ALPHA, PowerReport, holm
 from agent.verdict import CategoryComparison, Verdict, VerdictStatus
+
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 LOCAL_OPTIMUM = "local optimum"
 MONOTONE = "monotone"
@@ -415,6 +418,8 @@ def derive_findings(
         base: Any = recipe.get(knob)
         rel: float | None
         if not _is_categorical(value, base, specs.get(knob)):
+            if value == base:
+                continue  # the recipe value itself: no move, so no direction to learn about
             direction = "up" if value > base else "down"
             rel = (
                 abs(math.log(value / base))
@@ -553,7 +558,11 @@ def _classify(
         o
         for o in obs
         if o.collapse
-        and (o.direction == "choice" or o.relative_move is None or o.relative_move <= limit + 1e-12)
+        # A move from 0 has no relative size: it is not "small", so never fragile.
+        and (
+            o.direction == "choice"
+            or (o.relative_move is not None and o.relative_move <= limit + 1e-12)
+        )
     ]
     if fragile:
         o = fragile[0]
@@ -686,7 +695,10 @@ def records_from_report_runs(
             changes = {}
             for part in text.split(","):
                 key, _, raw = part.partition("=")
-                changes[key.strip()] = yaml.safe_load(raw) if raw else raw
+                value = yaml.safe_load(raw) if raw else raw
+                if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(raw.strip()):
+                    value = float(raw)  # YAML 1.1 reads format_changes' "1e-05" as a string
+                changes[key.strip()] = value
         verdict_data = row.get("verdict")
         if verdict_data:
             verdict = Verdict.from_dict(verdict_data)

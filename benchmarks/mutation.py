@@ -52,6 +52,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/test_tsv_contract.py",
             "tests/test_power_gate.py",
             "tests/test_store_records.py",
+            "tests/test_store_hold.py",
+            "tests/test_secrets.py",
         ],
     ),
     "metrics": ("probes/evaluation/metrics.py", ["tests/test_metrics.py"]),

@@ -607,3 +607,27 @@ def test_an_older_database_gains_every_missing_column_with_its_type_and_default(
     again = Store(tmp_path / "old")  # nothing left to add: opens as is
     assert _columns(db) == want
     again.close()
+
+
+def test_find_probe_takes_an_exact_id_first_and_a_literal_prefix(store: Store) -> None:
+    _session(store, "s1")
+    for pid in ("p1", "p10", "a_b", "axb"):
+        store.add_probe(_probe("s1", pid))
+    assert [p.id for p in store.find_probe("p1")] == ["p1"]  # exact, though p10 shares it
+    assert sorted(p.id for p in store.find_probe("p")) == ["p1", "p10"]
+    # "_" is a character of the id, not SQL's one-character wildcard.
+    assert [p.id for p in store.find_probe("a_")] == ["a_b"]
+    assert store.find_probe("zz") == []
+
+
+def test_set_verdict_rewrites_the_verdict_and_status_and_results_tsv(store: Store) -> None:
+    _session(store, "s1")
+    store.add_probe(_probe("s1", "p1"))
+    store.mark_running("p1", store.runs_dir / "p1", {})
+    store.finish_probe("p1", _result("p1", Score("q", "facts", 1.0)), {"reason": "a"}, "candidate")
+    store.set_verdict("p1", {"reason": "superseded", "target_delta": 0.5}, "keep")
+    row = _one(store, "select verdict, status from probes where id = ?", "p1")
+    assert json.loads(row["verdict"]) == {"reason": "superseded", "target_delta": 0.5}
+    assert row["status"] == "keep"
+    assert _read_tsv(store.tsv_path)[0]["status"] == "keep"
+    assert _read_tsv(store.tsv_path)[0]["target_delta"] == "0.5"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -435,8 +436,16 @@ def write_report(store: Store, session_id: str) -> tuple[Path, Path]:
     data = report_data(store, session_id)
     text = render_report(data)
     path = store.workspace / "SESSION_REPORT.md"
-    path.write_text(text, encoding="utf-8")
+    _write_whole(path, text)
+    # The archive copy last: `resume` takes its absence to mean the report is not written.
     archive = report_archive_path(store.workspace, session_id)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    archive.write_text(text, encoding="utf-8")
+    _write_whole(archive, text)
     return path, archive
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write `path` so that a kill leaves the old file or the new one, never half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
