@@ -301,6 +301,8 @@ def _finish_missing_report(workspace: Path) -> bool:
         last = store.latest_session()
         if last is None or last.status == "abandoned":
             return False
+        # A kill after the last event's commit leaves progress.log a line short.
+        store.sync_views()
         if report_archive_path(workspace, last.id).exists():
             return False
         path, _archive = write_report(store, last.id)
