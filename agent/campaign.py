@@ -27,6 +27,7 @@ from pydantic import (
 
 from probes.durations import parse_duration
 from probes.evaluation.config import EvalConfig
+from probes.paths import allowed_roots, outside, refusal
 from probes.redaction import SECRET_ENV_VARS
 from probes.textfiles import read_user_text
 from probes.trainers.config import EnvName, TrainerConfig
@@ -250,6 +251,15 @@ POLICIES_RUN = {
 """The policies a session of each `agent.policy` may run (the policy and its fallback)."""
 
 
+class PathsConfig(_Strict):
+    """Where a campaign's files may live."""
+
+    allow: list[str] = Field(default_factory=list)
+    """Folders outside the workspace that the brief, trainer.cwd, the eval prompts and the
+    data (manifest and sources) may be in, e.g. `[/data/shared]`; relative ones resolve
+    against the workspace. Paths are resolved, symlinks included, before the check."""
+
+
 class AgentConfig(_Strict):
     """Who proposes the changes."""
 
@@ -298,6 +308,7 @@ class Campaign(_Strict):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     protected: list[str] = Field(default_factory=list)
     """Recipe keys no proposal may change, even if a lane lists them."""
+    paths: PathsConfig = Field(default_factory=PathsConfig)
     secrets: list[EnvName] = Field(default_factory=list)
     """Environment variables that hold secrets (e.g. `WANDB_API_KEY`), beside the loop's own
     `ANTHROPIC_API_KEY`: trainers do not inherit them unless `trainer.pass_env` names them,
@@ -376,6 +387,21 @@ class Campaign(_Strict):
                     )
                 )
         return problems
+
+    def path_problems(self) -> list[tuple[tuple[Any, ...], str]]:
+        """Paths that leave the workspace without a `paths.allow` root, as (key path, message)."""
+        roots = allowed_roots(self.workspace, self.paths.allow)
+        named: list[tuple[tuple[Any, ...], str | None]] = [
+            (("agent", "brief"), self.agent.brief),
+            (("trainer", "cwd"), getattr(self.trainer, "cwd", None)),
+            (("eval", "prompts"), self.eval.prompts),
+            (("trainer", "data"), getattr(self.trainer, "data", None)),
+        ]
+        return [
+            (loc, refusal(".".join(loc), self.resolve(value), self.workspace))
+            for loc, value in named
+            if value and outside(self.resolve(value), roots)
+        ]
 
     @property
     def workspace(self) -> Path:
@@ -538,7 +564,8 @@ def parse_campaign(text: str, path: Path) -> Campaign:
                 message += f"; did you mean {suggested[loc]!r}?"
             problems.append((nearest_line(index, loc), key, message))
         raise CampaignError(path, problems) from None
-    cross = campaign.consistency_problems()
+    campaign = campaign.model_copy(update={"path": path.resolve()})
+    cross = campaign.consistency_problems() + campaign.path_problems()
     if cross:
         raise CampaignError(
             path,

@@ -34,6 +34,7 @@ from probes.data import (
     build_training_set,
     load_manifest,
 )
+from probes.paths import allowed_roots, outside, refusal
 from probes.spec import ProbeResult, ProbeSpec
 from probes.trainers.base import Trainer
 from probes.trainers.command import run_probe_process
@@ -291,6 +292,11 @@ class TrlTrainer(Trainer):
             manifest = load_manifest(self.manifest_path)
         except ManifestError as exc:
             return [*problems, f"trainer.data: {exc}"]
+        roots = allowed_roots(self.campaign.workspace, self.campaign.paths.allow)
+        for source in manifest.sources:
+            if outside(manifest.source_path(source), roots):
+                key = f"trainer.data: source {source.name!r}"
+                problems.append(refusal(key, manifest.source_path(source), self.campaign.workspace))
         kind = objective_kind(self.config.objective)
         if not any(s.kind == kind for s in manifest.sources):
             problems.append(
