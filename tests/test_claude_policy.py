@@ -525,7 +525,7 @@ def test_key_never_in_logs_of_a_normal_turn(
 
 
 def test_missing_key_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from probes.evaluation.judge import MissingAPIKeyError
+    from probes.llm import MissingAPIKeyError
 
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     with pytest.raises(MissingAPIKeyError, match="ANTHROPIC_API_KEY is not set"):

@@ -19,17 +19,9 @@ from agent.testing.fake_anthropic import (
     fake_client,
     text_message,
 )
-from probes.evaluation.judge import (
-    JudgeConfig,
-    JudgeStatus,
-    LLMJudge,
-    extract_json_object,
-    price_for,
-    repair_json,
-    total_usage,
-    usage_of,
-)
+from probes.evaluation.judge import JudgeConfig, JudgeStatus, LLMJudge, total_usage
 from probes.evaluation.run import judged_score
+from probes.llm import extract_json_object, price_for, repair_json, usage_of
 from probes.spec import EvalPrompt
 
 PROMPT = EvalPrompt(

@@ -25,8 +25,9 @@ from agent.testing.fake_anthropic import (
 from probes.evaluation import run as run_module
 from probes.evaluation.cache import cache_key
 from probes.evaluation.config import EvalConfig, GenerationConfig, ScorerConfig
-from probes.evaluation.judge import JudgeConfig, MissingAPIKeyError
+from probes.evaluation.judge import JudgeConfig
 from probes.evaluation.run import evaluate_adapter, judge_signatures
+from probes.llm import MissingAPIKeyError
 from probes.spec import EvalPrompt, ProbeKind, ProbeSpec, parse_scores, scored
 from probes.trainers.trl_worker import evaluate_probe
 from tests.conftest_demo import *  # noqa: F403  (the demo fixtures)

@@ -27,16 +27,10 @@ import pytest
 from agent.policies.claude import ClaudePolicy
 from agent.testing.fake_anthropic import FakeTransport, error_reply, fake_client
 from probes.evaluation import run as run_module
-from probes.evaluation.judge import (
-    JudgeConfig,
-    JudgeResult,
-    JudgeStatus,
-    LLMJudge,
-    client_secrets,
-    describe_api_error,
-    redact,
-)
+from probes.evaluation.judge import JudgeConfig, JudgeResult, JudgeStatus, LLMJudge
 from probes.evaluation.run import JudgeRunError, judged_score
+from probes.llm import describe_api_error
+from probes.redaction import client_secrets, redact
 from probes.spec import EvalPrompt
 from tests.test_claude_policy import StubFallback, context, make_campaign
 

@@ -44,18 +44,17 @@ from agent.policies.base import (
     Usage,
 )
 from agent.proposals import coerce_changes, format_changes, validate_proposal
-from probes.evaluation.judge import (
+from probes.llm import (
     JSONExtractionError,
     LLMUsage,
-    client_secrets,
     default_client,
     describe_api_error,
     extract_json_object,
     is_retryable,
-    redact,
     response_text,
     usage_of,
 )
+from probes.redaction import client_secrets, redact
 
 if TYPE_CHECKING:
     import anthropic
@@ -354,7 +353,7 @@ class ClaudePolicy(Policy):
     def _call(
         self, messages: list[dict[str, Any]], *, tool_choice: dict[str, Any], max_tokens: int
     ) -> Any:
-        from probes.evaluation.judge import call_with_retries
+        from probes.llm import call_with_retries
 
         params: dict[str, Any] = {
             "model": self.model,

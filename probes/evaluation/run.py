@@ -27,15 +27,9 @@ from typing import TYPE_CHECKING, Any
 from probes.evaluation import base, metrics
 from probes.evaluation.cache import EvalCache, cache_key
 from probes.evaluation.config import EvalConfig, ScorerConfig
-from probes.evaluation.judge import (
-    JudgeConfig,
-    JudgeResult,
-    LLMJudge,
-    client_secrets,
-    default_client,
-    redact,
-    total_usage,
-)
+from probes.evaluation.judge import JudgeConfig, JudgeResult, LLMJudge, total_usage
+from probes.llm import default_client
+from probes.redaction import client_secrets, redact
 from probes.spec import EvalPrompt, Score
 
 if TYPE_CHECKING:
