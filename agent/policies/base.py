@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from probes.llm import LLMUsage
+
 if TYPE_CHECKING:
     from agent.campaign import Campaign
     from agent.verdict import NoiseModel, Verdict
@@ -25,15 +27,9 @@ class Action(str, Enum):
     CONCLUDE = "conclude"  # stop proposing; the session ends early
 
 
-@dataclass(frozen=True)
-class Usage:
-    """What a proposal cost (LLM policies)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: float = 0.0
+Usage = LLMUsage
+"""What a proposal (or any LLM call) cost: one usage type for the policies, the judge and the
+store (probes/llm.py)."""
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,6 @@ from agent.policies.base import (
     PolicyContext,
     ProbeRecord,
     Proposal,
-    Usage,
 )
 from agent.proposals import coerce_changes, format_changes, validate_proposal
 from probes.llm import (
@@ -182,16 +181,6 @@ def make_client(settings: AgentSettings) -> anthropic.Anthropic:
     """The real client, keyed from ANTHROPIC_API_KEY (read only here, only when no client is
     given). Whole-session tests replace this function to inject a fake transport."""
     return default_client(max_retries=settings.sdk_max_retries, timeout=settings.timeout)
-
-
-def _to_usage(u: LLMUsage) -> Usage:
-    return Usage(
-        input_tokens=u.input_tokens,
-        output_tokens=u.output_tokens,
-        cache_read_tokens=u.cache_read_tokens,
-        cache_write_tokens=u.cache_write_tokens,
-        cost_usd=u.cost_usd,
-    )
 
 
 def _assistant_content(reply: Any) -> list[dict[str, Any]]:
@@ -483,7 +472,7 @@ class ClaudePolicy(Policy):
                 if kinds.get(proposal.replay_of or "") != "probe":
                     error = "only a probe (not a baseline, replay or confirmation) is replayed"
             if error is None and proposal is not None:
-                return replace(proposal, usage=_to_usage(usage))
+                return replace(proposal, usage=usage)
             last_error = error or "invalid tool call"
             log.info("claude policy: proposal refused in conversation: %s", last_error)
             messages.append(
@@ -603,9 +592,7 @@ class ClaudePolicy(Policy):
         proposal = self.fallback.ask(context)
         note = f"Fallback from claude to {self.fallback.name}: {reason}"
         rationale = f"{proposal.rationale}\n{note}" if proposal.rationale else note
-        return replace(
-            proposal, fallback_from=self.name, usage=_to_usage(usage), rationale=rationale
-        )
+        return replace(proposal, fallback_from=self.name, usage=usage, rationale=rationale)
 
     def tell(self, record: ProbeRecord, context: PolicyContext) -> None:
         """Nothing to learn: each turn is rendered from the history. (The loop tells the
