@@ -79,3 +79,43 @@ def test_a_verdict_reads_scores_only_of_replicated_configurations(
     # every verdict made a 300-training session's per-training cost grow with its length.)
     assert [p.kind for p in others].count("confirm") == 1
     assert [r for r in reads if r not in baselines] == []
+
+
+def test_results_tsv_is_appended_in_order_and_rewritten_otherwise(
+    tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path)
+    rewrites: list[int] = []
+    original = Store.write_tsv
+
+    def counting(self: Store) -> None:
+        rewrites.append(1)
+        original(self)
+
+    monkeypatch.setattr(Store, "write_tsv", counting)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    for sid, minute in (("early", 0), ("late", 5)):
+        store.create_session(
+            SessionRow(id=sid, status="running", started_at=t0.replace(minute=minute),
+                       budget_runs=9, policy="sweep",
+                       campaign={"objective": {"target": "facts"}}, campaign_path="x")
+        )  # fmt: skip
+
+    def finish(sid: str, pid: str) -> None:
+        store.add_probe(ProbeRow(id=pid, session_id=sid, kind="probe", changes={"k": pid},
+                                 steps=1, seed=0, hypothesis=f"h {pid}"))  # fmt: skip
+        store.mark_running(pid, tmp_path / pid, {})
+        result = ProbeResult(pid, ProbeStatus.OK, scores=(Score("q", "facts", 1.0),))
+        store.finish_probe(pid, result, {"target_delta": 0.1}, "discard")
+        assert store.tsv_path.read_text() == store.render_tsv()  # the file is always the view
+
+    for pid in ("e1", "e2", "e3"):
+        finish("early", pid)
+    assert len(rewrites) == 1  # the first creates the file; the next two are appended
+    finish("late", "l1")
+    assert len(rewrites) == 1  # a later session's probe sorts last: appended
+    finish("early", "e4")  # sorts before l1: the file is rewritten
+    assert len(rewrites) == 2
+    store.tsv_path.write_text(store.tsv_path.read_text() + "a stray line\n")
+    finish("late", "l2")  # the file no longer holds exactly the earlier rows: rewritten
+    assert len(rewrites) == 3

@@ -246,7 +246,7 @@ class Store:
             row.log_tail = result.log_tail
             row.status = status
             row.verdict = verdict
-        self.write_tsv()
+        self._append_tsv(probe_id)
 
     def update_probe(self, probe_id: str, **values: Any) -> None:
         with self.tx() as db:
@@ -382,22 +382,26 @@ class Store:
 
     # ---- views ----------------------------------------------------------------------------
 
-    def tsv_rows(self) -> list[dict[str, str]]:
-        """results.tsv's rows, derived from the database (finished probes, in order)."""
+    def tsv_rows(self, probe_id: str | None = None) -> list[dict[str, str]]:
+        """results.tsv's rows, derived from the database (finished probes, in order); with
+        `probe_id`, that probe's row alone."""
         with self._sessions() as db:
-            rows = db.execute(
+            query = (
                 select(ProbeRow, SessionRow.campaign)
                 .join(SessionRow, SessionRow.id == ProbeRow.session_id)
                 .where(ProbeRow.state == "finished")
                 .order_by(SessionRow.started_at, ProbeRow.seq)
-            ).all()
-            crit = dict(
-                db.execute(
-                    select(ScoreRow.probe_id, func.count())
-                    .where(ScoreRow.critical.is_(True))
-                    .group_by(ScoreRow.probe_id)
-                ).all()
             )
+            counts = (
+                select(ScoreRow.probe_id, func.count())
+                .where(ScoreRow.critical.is_(True))
+                .group_by(ScoreRow.probe_id)
+            )
+            if probe_id is not None:
+                query = query.where(ProbeRow.id == probe_id)
+                counts = counts.where(ScoreRow.probe_id == probe_id)
+            rows = db.execute(query).all()
+            crit = dict(db.execute(counts).all())
         out = []
         for probe, campaign in rows:
             v = probe.verdict or {}
@@ -426,18 +430,42 @@ class Store:
         return out
 
     def render_tsv(self) -> str:
-        buf = io.StringIO()
-        writer = csv.DictWriter(
-            buf,
-            fieldnames=TSV_COLUMNS,
-            delimiter="\t",
-            lineterminator="\n",
-            quoting=csv.QUOTE_NONE,
-            escapechar="\\",
-        )
-        writer.writeheader()
-        writer.writerows(self.tsv_rows())
-        return buf.getvalue()
+        return _tsv_text(self.tsv_rows(), header=True)
+
+    def _append_tsv(self, probe_id: str) -> None:
+        """After a probe finished: append its row when it is the last one results.tsv lists
+        and the file holds every earlier row; otherwise rewrite the file. (Rewriting it after
+        every training made a long session's per-training cost grow with its length.)"""
+        with self._sessions() as db:
+            probe = db.get(ProbeRow, probe_id)
+            assert probe is not None
+            started = db.scalar(
+                select(SessionRow.started_at).where(SessionRow.id == probe.session_id)
+            )
+            finished = ProbeRow.state == "finished"
+            later = db.scalar(
+                select(func.count())
+                .select_from(ProbeRow)
+                .join(SessionRow, SessionRow.id == ProbeRow.session_id)
+                .where(
+                    finished,
+                    ProbeRow.id != probe_id,
+                    # Sessions started at the same moment have no defined order: rewrite.
+                    ((SessionRow.id != probe.session_id) & (SessionRow.started_at >= started))
+                    | ((ProbeRow.session_id == probe.session_id) & (ProbeRow.seq > probe.seq)),
+                )
+            )
+            total = db.scalar(select(func.count()).select_from(ProbeRow).where(finished))
+        try:
+            with self.tsv_path.open("rb") as fh:
+                lines = sum(1 for _ in fh)
+        except OSError:
+            lines = -1
+        if later or lines != total:  # header + every earlier row = total lines
+            self.write_tsv()
+            return
+        with self.tsv_path.open("a", encoding="utf-8") as fh:
+            fh.write(_tsv_text(self.tsv_rows(probe_id), header=False))
 
     def write_tsv(self) -> None:
         """Regenerate results.tsv atomically (a reader never sees half a file)."""
@@ -447,6 +475,22 @@ class Store:
         """Make results.tsv and progress.log equal the database again (after a crash)."""
         self.write_tsv()
         _atomic_write(self.log_path, "".join(_log_line(e) for e in self.events()))
+
+
+def _tsv_text(rows: list[dict[str, str]], *, header: bool) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(
+        buf,
+        fieldnames=TSV_COLUMNS,
+        delimiter="\t",
+        lineterminator="\n",
+        quoting=csv.QUOTE_NONE,
+        escapechar="\\",
+    )
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def _log_line(row: EventRow) -> str:
