@@ -398,7 +398,7 @@ class Campaign(_Strict):
             (("trainer", "data"), getattr(self.trainer, "data", None)),
         ]
         return [
-            (loc, refusal(".".join(loc), self.resolve(value), self.workspace))
+            (loc, refusal(self.resolve(value), self.workspace))
             for loc, value in named
             if value and outside(self.resolve(value), roots)
         ]

@@ -27,11 +27,12 @@ def outside(path: Path, roots: Iterable[Path]) -> bool:
     return not any(real == root or real.is_relative_to(root) for root in roots)
 
 
-def refusal(key: str, path: Path, workspace: Path) -> str:
-    """The message for a path outside every allowed root."""
+def refusal(path: Path, workspace: Path, key: str | None = None) -> str:
+    """The message for a path outside every allowed root (`key` first, when the caller does
+    not name it itself)."""
     real = path.expanduser().resolve()
     shown = f"{path} (-> {real})" if real != path else str(path)
     return (
-        f"{key}: {shown} is outside the workspace {workspace.resolve()}: add its folder to "
-        "'paths.allow' in search_space.yaml to use it"
+        f"{key + ': ' if key else ''}{shown} is outside the workspace {workspace.resolve()}: "
+        "add its folder to 'paths.allow' in search_space.yaml to use it"
     )

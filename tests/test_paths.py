@@ -53,6 +53,7 @@ def test_a_path_outside_the_workspace_needs_paths_allow(
         parse_campaign(text, path)
     message = str(info.value)
     assert f": {key}: " in message and str(shared.resolve()) in message, message
+    assert message.count(f"{key}:") == 1, message  # named once
     assert "outside the workspace" in message and "'paths.allow'" in message
     # Declared, it is allowed (absolute or relative to the workspace).
     for root in (str(shared), "../shared"):

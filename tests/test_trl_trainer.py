@@ -428,6 +428,7 @@ def _campaign(
             f"trainer: {{kind: trl, model: {lab['chat']}, objective: {objective},",
             f"          data: {lab['manifest']}, device: cpu}}",
             f"eval: {{prompts: {lab['prompts']}}}",
+            f"paths: {{allow: [{lab['prompts'].parent}]}}",  # the lab's data, shared by tests
             "",
         ]
     )

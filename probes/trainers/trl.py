@@ -296,7 +296,7 @@ class TrlTrainer(Trainer):
         for source in manifest.sources:
             if outside(manifest.source_path(source), roots):
                 key = f"trainer.data: source {source.name!r}"
-                problems.append(refusal(key, manifest.source_path(source), self.campaign.workspace))
+                problems.append(refusal(manifest.source_path(source), self.campaign.workspace, key))
         kind = objective_kind(self.config.objective)
         if not any(s.kind == kind for s in manifest.sources):
             problems.append(
