@@ -43,7 +43,11 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     ),
     "session": (
         "agent/session.py",
-        ["tests/test_session.py", "tests/test_budget_properties.py", "tests/test_power_gate.py"],
+        [
+            "tests/test_budget_properties.py",
+            "tests/test_power_gate.py",
+            "tests/test_session_edges.py",
+        ],
     ),
     "store": (
         "agent/store/store.py",

@@ -1,4 +1,4 @@
-"""Kill torture (issue 10): a session is killed at 56 seeded points — inside trainings, right
+"""Kill torture (issue 10): a session is killed at 52 seeded points — inside trainings, right
 after database commits, while results.tsv or progress.log is rebuilt, while the report is
 written — then resumed until it is done. Every time: each training recorded once (a finished
 probe is never trained again), the budget spent exactly, results.tsv and progress.log equal
@@ -33,7 +33,7 @@ from tests.conftest import make_workspace
 from tests.fake_trainer import quality
 
 BUDGET = 6
-KILLS = 56
+KILLS = 52
 
 
 class Killed(BaseException):
