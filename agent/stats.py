@@ -710,8 +710,18 @@ def _guard_fix(noise: NoiseModel, guard: str, have: float, needed: float) -> str
         return guard_min_tolerance(noise, guard, **kw) <= have
 
     fix = [f"objective.guard_tolerance {guard}: {math.ceil(needed * 100) / 100:.2f}"]
-    fix += _levers(guard, m, r, s, passes)
+    fix += _levers(guard, m, r, s, passes, _optimistic(noise, guard))
     return " or ".join(fix)
+
+
+def _optimistic(noise: NoiseModel, category: str) -> str:
+    """The caveat on eval-side levers when eval noise was not measured on its own (one eval
+    per prompt: more repeats or prompts may not help if the noise is the training's)."""
+    if noise.eval_spread_measured(category):
+        return ""
+    return (
+        " (optimistic: with one eval per prompt, eval noise was not separated from training noise)"
+    )
 
 
 def _levers(category: str, n: int, r: int, s: int, ok: Any, optimistic: str = "") -> list[str]:
@@ -783,12 +793,7 @@ def power_report(
     underpowered: list[str] = []
     fixes: list[str] = []
     warnings: list[str] = []
-    optimistic = (
-        ""
-        if noise.eval_spread_measured(target)
-        else " (optimistic: with one eval per prompt, eval noise was not separated from "
-        "training noise)"
-    )
+    optimistic = _optimistic(noise, target)
     limit = getattr(objective, "max_mde", None) or gate_ratio * goal
     if n == 0:
         underpowered.append(f"target {target} has no scored prompts")
