@@ -1,4 +1,4 @@
-"""Kill torture (issue 10): a session is killed at 52 seeded points — inside trainings, right
+"""Kill torture (issue 10): a session is killed at 50 seeded points — inside trainings, right
 after database commits, while results.tsv or progress.log is rebuilt, while the report is
 written — then resumed until it is done. Every time: each training recorded once (a finished
 probe is never trained again), the budget spent exactly, results.tsv and progress.log equal
@@ -29,11 +29,12 @@ from agent.cli import app
 from agent.store.store import Store
 from probes.spec import ProbeResult, ProbeSpec, ProbeStatus, Score
 from probes.trainers.base import Trainer
-from tests.conftest import make_workspace
+from tests.conftest import make_workspace, write_prompts
 from tests.fake_trainer import quality
 
 BUDGET = 6
-KILLS = 52
+PROMPTS = 6  # per category: few, to keep 50 sessions fast (the power gate is passed with --force)
+KILLS = 50
 
 
 class Killed(BaseException):
@@ -73,7 +74,7 @@ class InstantTrainer(Trainer):
         shift = random.Random(spec.seed * 7919).gauss(0.0, 0.05)
         scores = []
         for category in ("facts", "voice", "offtask"):
-            for i in range(24):
+            for i in range(PROMPTS):
                 pid = f"{category}-{i:02d}"
                 rng = random.Random(zlib.crc32(f"{spec.seed}/{pid}".encode()))
                 value = quality(category, spec.params) + shift + rng.gauss(0.0, 0.4)
@@ -132,7 +133,7 @@ def run_until_done(ws: Path, state: dict[str, Any]) -> int:
                 return attempt
         store.close()
         already = len(state["started"])
-        command = ["start", "--budget", str(BUDGET)] if latest is None else ["resume"]
+        command = ["start", "--budget", str(BUDGET), "--force"] if latest is None else ["resume"]
         try:
             result = runner.invoke(app, [*command, "-w", str(ws)])
         except Killed:
@@ -143,6 +144,12 @@ def run_until_done(ws: Path, state: dict[str, Any]) -> int:
             assert not retrained, f"finished probes trained again: {retrained}"
         assert result.exit_code == 0, result.output
     raise AssertionError("the session never finished")
+
+
+def workspace(root: Path) -> Path:
+    ws = make_workspace(root)
+    write_prompts(ws / "probe-prompts.jsonl", {c: PROMPTS for c in ("facts", "voice", "offtask")})
+    return ws
 
 
 def check_records(ws: Path) -> None:
@@ -163,7 +170,7 @@ def check_records(ws: Path) -> None:
 
 def test_kill_torture(tmp_path: Path, hooked: dict[str, Any]) -> None:
     # An uninterrupted session counts the hooks (and is itself checked).
-    ws = make_workspace(tmp_path / "clean")
+    ws = workspace(tmp_path / "clean")
     run_until_done(ws, hooked)
     check_records(ws)
     total = hooked["killer"].hits
@@ -179,7 +186,7 @@ def test_kill_torture(tmp_path: Path, hooked: dict[str, Any]) -> None:
 
     survived = 0
     for n, at in enumerate(points):
-        ws = make_workspace(tmp_path / f"k{n}")
+        ws = workspace(tmp_path / f"k{n}")
         hooked["killer"] = Killer(at)
         hooked["started"] = []
         run_until_done(ws, hooked)

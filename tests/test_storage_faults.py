@@ -44,7 +44,7 @@ FAULTS = [
      lambda ws: f"cannot write {ws / 'runs' / 'autoresearch.db'}: disk I/O error; check the disk"),
     ("mark_running", lambda ws: db_error("attempt to write a readonly database"),
      lambda ws: f"cannot write {ws / 'runs' / 'autoresearch.db'}: read-only file system"),
-    ("write_tsv", lambda ws: os_error(errno.ENOSPC, str(ws / "results.tsv")),
+    ("_append_tsv", lambda ws: os_error(errno.ENOSPC, str(ws / "results.tsv")),
      lambda ws: f"cannot write {ws / 'results.tsv'}: no space left; free space"),
     ("event", lambda ws: os_error(errno.EROFS, str(ws / "runs" / "progress.log")),
      lambda ws: f"cannot write {ws / 'runs' / 'progress.log'}: read-only file system"),
