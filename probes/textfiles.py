@@ -1,4 +1,5 @@
-"""Reading the text files users write (prompts, manifests, data sources, scores).
+"""Text files: reading the ones users write (prompts, manifests, data sources, scores), and
+writing the loop's own whole or not at all.
 
 A file that cannot be read, or is not UTF-8, is one clear error naming the file, the line and
 column of the first bad byte and what to do — never a UnicodeDecodeError traceback.
@@ -6,7 +7,16 @@ column of the first bad byte and what to do — never a UnicodeDecodeError trace
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+
+def write_text_whole(path: Path, text: str) -> None:
+    """Write `path` so that a reader or a kill sees the old file or the new one, never half
+    of it (a temporary file beside it, then an atomic rename)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def read_user_text(path: Path, what: str, error: type[Exception]) -> str:

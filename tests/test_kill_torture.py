@@ -86,8 +86,7 @@ class InstantTrainer(Trainer):
 def hooked(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
     state: dict[str, Any] = {"killer": Killer(), "started": []}
     original_tx = Store.tx
-    original_atomic = store_module._atomic_write
-    original_whole = render._write_whole
+    original_write = store_module.write_text_whole
 
     @contextmanager
     def tx(self: Store) -> Iterator[Any]:
@@ -96,26 +95,23 @@ def hooked(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
             yield db
         state["killer"].hook("commit")  # killed right after a commit
 
-    def atomic_write(path: Path, text: str) -> None:
+    def write_whole(path: Path, text: str) -> None:
         state["killer"].check_alive()
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_text(text, encoding="utf-8")
-        state["killer"].hook("view")  # killed with the new view half in place
+        # Killed with the new file beside the old one, not yet in its place.
+        report = path.name == "SESSION_REPORT.md" or path.parent.name == "sessions"
+        state["killer"].hook("report" if report else "view")
         os.replace(tmp, path)
 
-    def write_whole(path: Path, text: str) -> None:
-        state["killer"].check_alive()
-        state["killer"].hook("report")  # killed before this report file is replaced
-        original_whole(path, text)
-
     monkeypatch.setattr(Store, "tx", tx)
-    monkeypatch.setattr(store_module, "_atomic_write", atomic_write)
-    monkeypatch.setattr(render, "_write_whole", write_whole)
+    monkeypatch.setattr(store_module, "write_text_whole", write_whole)
+    monkeypatch.setattr(render, "write_text_whole", write_whole)
     monkeypatch.setattr(
         runtime, "build_trainer", lambda campaign: InstantTrainer(state["killer"], state["started"])
     )
     yield state
-    assert original_atomic is not None
+    assert original_write is not None
 
 
 def run_until_done(ws: Path, state: dict[str, Any]) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from agent.stats import SESSION_ALPHA, PowerReport
 from agent.store.store import Store
 from agent.verdict import NoiseModel
 from probes.durations import format_duration
+from probes.textfiles import write_text_whole
 
 TEMPLATE = "session_report.md.j2"
 VERDICT_ORDER = ["keep", "candidate", "inconclusive", "discard", "guard_fail", "crash"]
@@ -436,16 +436,9 @@ def write_report(store: Store, session_id: str) -> tuple[Path, Path]:
     data = report_data(store, session_id)
     text = render_report(data)
     path = store.workspace / "SESSION_REPORT.md"
-    _write_whole(path, text)
+    write_text_whole(path, text)
     # The archive copy last: `resume` takes its absence to mean the report is not written.
     archive = report_archive_path(store.workspace, session_id)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    _write_whole(archive, text)
+    write_text_whole(archive, text)
     return path, archive
-
-
-def _write_whole(path: Path, text: str) -> None:
-    """Write `path` so that a kill leaves the old file or the new one, never half of it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -33,6 +33,7 @@ from agent.store.tables import (
 )
 from probes.redaction import environment_secrets, redact, redact_value
 from probes.spec import ProbeResult, Score
+from probes.textfiles import write_text_whole
 
 TSV_COLUMNS = [
     "probe_id",
@@ -469,12 +470,12 @@ class Store:
 
     def write_tsv(self) -> None:
         """Regenerate results.tsv atomically (a reader never sees half a file)."""
-        _atomic_write(self.tsv_path, self.render_tsv())
+        write_text_whole(self.tsv_path, self.render_tsv())
 
     def sync_views(self) -> None:
         """Make results.tsv and progress.log equal the database again (after a crash)."""
         self.write_tsv()
-        _atomic_write(self.log_path, "".join(_log_line(e) for e in self.events()))
+        write_text_whole(self.log_path, "".join(_log_line(e) for e in self.events()))
 
 
 def _tsv_text(rows: list[dict[str, str]], *, header: bool) -> str:
@@ -497,12 +498,6 @@ def _log_line(row: EventRow) -> str:
     stamp = row.created_at.strftime("%Y-%m-%d %H:%M:%S")
     probe = f" [{row.probe_id}]" if row.probe_id else ""
     return f"{stamp} {row.kind:<10}{probe} {' '.join(row.message.split())}\n"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _add_missing_columns(engine: Engine) -> None:

@@ -28,6 +28,7 @@ from probes.spec import (
     load_prompts,
     parse_scores,
 )
+from probes.textfiles import write_text_whole
 from probes.trainers.base import Trainer
 from probes.trainers.config import CommandTrainerConfig
 
@@ -84,9 +85,7 @@ def write_config(spec: ProbeSpec) -> Path:
     """Write the resolved spec as `config.json` in the run folder; return its path."""
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     path = spec.out_dir / "config.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(spec.to_config(), indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    write_text_whole(path, json.dumps(spec.to_config(), indent=2, sort_keys=True))
     return path
 
 

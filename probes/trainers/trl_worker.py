@@ -40,6 +40,7 @@ from probes.data import (
 )
 from probes.data.manifest import Example
 from probes.spec import ProbeSpec, load_prompts
+from probes.textfiles import write_text_whole
 from probes.trainers.trl import (
     RecipeError,
     TrainingRecipe,
@@ -165,9 +166,7 @@ def build_data(spec: ProbeSpec, recipe: TrainingRecipe) -> TrainingSet:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    tmp.replace(path)
+    write_text_whole(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def _config_fields(config_cls: type) -> set[str]:
@@ -445,12 +444,8 @@ def evaluate_probe(spec: ProbeSpec, adapter: Path | None) -> dict[str, float]:
         cache_dir=Path(cache) if cache else None,
         outputs_path=spec.out_dir / "outputs.jsonl",
     )
-    path = spec.out_dir / "scores.jsonl"
-    tmp = path.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        for s in scores:
-            fh.write(json.dumps(s.to_dict(), sort_keys=True) + "\n")
-    tmp.replace(path)
+    lines = "".join(json.dumps(s.to_dict(), sort_keys=True) + "\n" for s in scores)
+    write_text_whole(spec.out_dir / "scores.jsonl", lines)
     return {"eval_runtime_s": time.monotonic() - started, **dict(metrics)}
 
 
