@@ -91,3 +91,12 @@ def test_a_setting_of_the_fallback_is_accepted_and_one_of_no_policy_run_is_not(
     )
     message = refused(campaign_with("agent:\n  policy: sweep\n  settings:\n    plateau: 2\n"), path)
     assert "'plateau' is a setting of the optuna and claude policies; agent.policy sweep" in message
+
+
+def test_every_setting_names_the_policies_that_read_it() -> None:
+    from agent.campaign import POLICIES_RUN, SETTING_POLICIES, AgentSettings
+
+    # A setting added without its readers would fail `check` with a KeyError.
+    assert set(SETTING_POLICIES) == set(AgentSettings.model_fields)
+    known = {p for policies in POLICIES_RUN.values() for p in policies}
+    assert all(set(readers) <= known for readers in SETTING_POLICIES.values())
