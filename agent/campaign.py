@@ -27,6 +27,7 @@ from pydantic import (
 
 from probes.durations import parse_duration
 from probes.evaluation.config import EvalConfig
+from probes.llm import REMOVED_SETTINGS
 from probes.paths import allowed_roots, outside, refusal
 from probes.redaction import SECRET_ENV_VARS
 from probes.textfiles import read_user_text
@@ -218,9 +219,8 @@ class AgentSettings(_Strict):
     narrative_max_tokens: int = Field(default=3000, ge=64, le=128_000)
     """Output tokens of the report's narrative (claude)."""
     api_retries: int = Field(default=4, ge=0, le=10)
-    """Retries of a failed API call with backoff (claude)."""
-    sdk_max_retries: int = Field(default=2, ge=0, le=10)
-    """The anthropic SDK's own retries per request (claude)."""
+    """Retries of a failed API call (claude): the one retry layer (the SDK's own are off);
+    waits what the server asks (`retry-after`), else backs off 2 s, 4 s, ... up to 60 s."""
     timeout: Seconds = Field(default=120.0, gt=0, le=3600)
     """Seconds one API request may take (claude)."""
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
@@ -236,7 +236,6 @@ SETTING_POLICIES: dict[str, tuple[str, ...]] = {
     "max_tokens": ("claude",),
     "narrative_max_tokens": ("claude",),
     "api_retries": ("claude",),
-    "sdk_max_retries": ("claude",),
     "timeout": ("claude",),
     "prices": ("claude",),
 }
@@ -316,6 +315,19 @@ class Campaign(_Strict):
 
     # Where the file lives; relative paths resolve against its folder.
     path: Path | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> Campaign:
+        """A campaign as a session stored it (a dump with every default), loadable after a
+        setting was removed (REMOVED_SETTINGS): resume and replay of old sessions keep working,
+        while a search_space.yaml that still names one is told what to do."""
+        data = dict(data)
+        for section, inner in (("agent", "settings"), ("eval", "judge")):
+            block = data.get(section)
+            if isinstance(block, dict) and isinstance(block.get(inner), dict):
+                kept = {k: v for k, v in block[inner].items() if k not in REMOVED_SETTINGS}
+                data[section] = {**block, inner: kept}
+        return cls.model_validate(data)
 
     def consistency_problems(self) -> list[tuple[tuple[Any, ...], str]]:
         """Cross-section problems as (key path, message): knobs missing from the recipe,
@@ -560,7 +572,9 @@ def parse_campaign(text: str, path: Path) -> Campaign:
                 loc = (*loc, "kind")  # the discriminator key of trainer sections
             key = ".".join(str(p) for p in loc)
             message = _describe_error(err)
-            if suggested.get(loc):
+            if err["type"] == "extra_forbidden" and loc and loc[-1] in REMOVED_SETTINGS:
+                message = REMOVED_SETTINGS[str(loc[-1])]
+            elif suggested.get(loc):
                 message += f"; did you mean {suggested[loc]!r}?"
             problems.append((nearest_line(index, loc), key, message))
         raise CampaignError(path, problems) from None

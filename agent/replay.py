@@ -33,7 +33,7 @@ def stored_campaign(store: Store, session_id: str) -> Campaign:
     session = store.get_session(session_id)
     if session is None:
         raise SessionError(f"session {session_id} not found")
-    return Campaign.model_validate(session.campaign).model_copy(
+    return Campaign.from_stored(session.campaign).model_copy(
         update={"path": Path(session.campaign_path)}
     )
 

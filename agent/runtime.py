@@ -110,7 +110,7 @@ def open_session(
                 "(`autoresearch start --budget N` starts one)"
             )
         # Resume with the campaign the session started with, not today's file.
-        campaign = Campaign.model_validate(unfinished.campaign).model_copy(
+        campaign = Campaign.from_stored(unfinished.campaign).model_copy(
             update={"path": Path(unfinished.campaign_path)}
         )
     else:

@@ -184,8 +184,11 @@ class MissingAPIKeyError(RuntimeError):
     """ANTHROPIC_API_KEY is not set (and no client was given)."""
 
 
-def default_client(*, max_retries: int = 2, timeout: float = 120.0) -> anthropic.Anthropic:
-    """A real client with the key from ANTHROPIC_API_KEY (read here and only here)."""
+def default_client(*, timeout: float = 120.0) -> anthropic.Anthropic:
+    """A real client with the key from ANTHROPIC_API_KEY (read here and only here).
+
+    The SDK's own retries are off: :func:`call_with_retries` is the one retry layer (with the
+    SDK's also on, one logical call could make (1 + ours) x (1 + the SDK's) HTTP attempts)."""
     key = os.environ.get("ANTHROPIC_API_KEY", "").strip()
     if not key:
         raise MissingAPIKeyError(
@@ -194,27 +197,116 @@ def default_client(*, max_retries: int = 2, timeout: float = 120.0) -> anthropic
         )
     import anthropic
 
-    return anthropic.Anthropic(api_key=key, max_retries=max_retries, timeout=timeout)
+    return anthropic.Anthropic(api_key=key, max_retries=0, timeout=timeout)
+
+
+def single_layer(client: T) -> T:
+    """`client` with the SDK's retries off (a client handed in, say by a test or a user's
+    factory, may have its own `max_retries`; ours are the only layer)."""
+    with_options = getattr(client, "with_options", None)
+    if with_options is None or getattr(client, "max_retries", 0) == 0:
+        return client
+    return with_options(max_retries=0)  # type: ignore[no-any-return]
+
+
+REMOVED_SETTINGS: dict[str, str] = {
+    "sdk_max_retries": "no longer read: the SDK's own retries are off and api_retries is the "
+    "one retry layer; delete this key",
+}
+"""Settings of the LLM client (agent.settings, eval.judge) that were removed, with what to do.
+Stored campaigns that still hold them load (see `Campaign.from_stored`); a file gets this."""
+
+
+SPEND_LIMIT_CODES = frozenset(
+    {
+        "enforced_spend_limit_reached",
+        "contract_spend_limit_reached",
+        "linked_organization_spend_limit_reached",
+    }
+)
+"""`error.details.error_code` values of 429s that no wait cures: the organisation's spend limit
+is reached until someone raises it or the month turns (they come without `retry-after`)."""
+
+MAX_SERVER_WAIT = 900.0
+"""Seconds: the longest `retry-after` we wait out. The server's wait is honoured in full up to
+this; a longer one fails the call at once (the caller falls back) rather than stall a night."""
+
+
+def error_code(exc: BaseException) -> str | None:
+    """`error.details.error_code` of an API error (the SDK's attribute, else the body's)."""
+    code = getattr(exc, "error_code", None)
+    if isinstance(code, str):
+        return code
+    body = getattr(exc, "body", None)
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    code = details.get("error_code") if isinstance(details, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def describe_api_error(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     """A one-line, secret-free description of an API failure."""
     status = getattr(exc, "status_code", None)
+    code = error_code(exc)
     message = getattr(exc, "api_message", None) or getattr(exc, "message", None) or str(exc)
-    head = type(exc).__name__ + (f" (HTTP {status})" if status else "")
+    detail = ", ".join(x for x in (f"HTTP {status}" if status else "", code or "") if x)
+    head = type(exc).__name__ + (f" ({detail})" if detail else "")
+    if code in SPEND_LIMIT_CODES:
+        message = f"{message} (spend limit reached: raise it in the Claude Console; not retried)"
     text = f"{head}: {message}" if message else head
     return redact(" ".join(str(text).split())[:300], secrets)
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Rate limits, overload, server errors, timeouts and connection failures."""
+    """Whether the failure is of a kind that passes: rate limits (not spend limits), overload,
+    server errors, timeouts and connection failures. A kind that does not (a bad key, a bad
+    request, a spend limit) recurs on every call, so callers stop calling."""
     import anthropic
 
     if isinstance(exc, (anthropic.APITimeoutError, anthropic.APIConnectionError)):
         return True
     if isinstance(exc, anthropic.APIStatusError):
+        if error_code(exc) in SPEND_LIMIT_CODES:
+            return False
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
     return False
+
+
+def should_retry(exc: BaseException) -> bool:
+    """Whether this one failure is retried: a spend limit never; else the server's
+    `x-should-retry: true|false` when it sends one (as the SDK does); else :func:`is_retryable`."""
+    if error_code(exc) in SPEND_LIMIT_CODES:
+        return False
+    header = _header(exc, "x-should-retry")
+    if header == "true":
+        return True
+    if header == "false":
+        return False
+    return is_retryable(exc)
+
+
+def server_wait(exc: BaseException) -> float | None:
+    """Seconds the server asks us to wait: `retry-after-ms`, else `retry-after` in seconds or
+    as an HTTP date (the SDK's order)."""
+    ms = _header(exc, "retry-after-ms")
+    try:
+        if ms is not None:
+            return max(0.0, float(ms) / 1000)
+    except ValueError:
+        pass
+    value = _header(exc, "retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    import email.utils
+
+    when = email.utils.parsedate_tz(value)
+    if when is None:
+        return None
+    return max(0.0, email.utils.mktime_tz(when) - time.time())
 
 
 def call_with_retries(
@@ -224,25 +316,42 @@ def call_with_retries(
     sleep: Callable[[float], None] = time.sleep,
     base_delay: float = 2.0,
     max_delay: float = 60.0,
+    max_server_wait: float = MAX_SERVER_WAIT,
     what: str = "Anthropic API call",
     secrets: Iterable[str] = (),
 ) -> T:
-    """Call `fn`, retrying retryable API errors up to `retries` times with exponential backoff.
+    """Call `fn`; retry what :func:`should_retry` allows, up to `retries` times.
 
-    This sits on top of the SDK's own `max_retries` (which retries quickly within one call),
-    for longer outages such as sustained 429s or 529 overloads.
+    The one retry layer (clients are made with the SDK's retries off). The wait is what the
+    server asks (`retry-after-ms` / `retry-after`, honoured in full up to `max_server_wait`;
+    beyond that the call fails at once), else exponential backoff from `base_delay`, capped at
+    `max_delay`, with up to 25% jitter so parallel probes do not retry in step.
     """
+    import random
+
     attempt = 0
     while True:
         try:
             return fn()
         except Exception as exc:
-            if attempt >= retries or not is_retryable(exc):
+            if attempt >= retries or not should_retry(exc):
                 raise
-            delay = min(max_delay, base_delay * (2**attempt))
-            retry_after = _retry_after(exc)
-            if retry_after is not None:
-                delay = min(max_delay, max(delay, retry_after))
+            asked = server_wait(exc)
+            if asked is not None and asked > max_server_wait:
+                log.warning(
+                    "%s failed (%s); the server asks for a %.0fs wait, over the %.0fs we "
+                    "wait: not retried",
+                    what,
+                    describe_api_error(exc, secrets),
+                    asked,
+                    max_server_wait,
+                )
+                raise
+            if asked is not None:
+                delay = asked
+            else:
+                delay = min(max_delay, base_delay * (2**attempt))
+                delay *= 1 - 0.25 * random.random()
             attempt += 1
             log.warning(
                 "%s failed (%s); retry %d/%d in %.1fs",
@@ -255,16 +364,16 @@ def call_with_retries(
             sleep(delay)
 
 
-def _retry_after(exc: BaseException) -> float | None:
+def _header(exc: BaseException, name: str) -> str | None:
     response = getattr(exc, "response", None)
     headers = getattr(response, "headers", None)
     if headers is None:
         return None
     try:
-        value = headers.get("retry-after")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError):
+        value = headers.get(name)
+    except (AttributeError, TypeError):
         return None
+    return str(value).strip() if value is not None else None
 
 
 def response_text(message: Any) -> str:
@@ -457,11 +566,38 @@ def repair_json(text: str) -> str:
     return "".join(out)
 
 
+def _mangled(value: Any) -> bool:
+    """Marks json-repair leaves where a colon was missing (`{"a" 1}`): an empty-string value,
+    or the pair folded into one key holding a quote."""
+    if isinstance(value, dict):
+        return any('"' in str(k) or v == "" or _mangled(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(v == "" or _mangled(v) for v in value)
+    return False
+
+
+def _repaired(candidate: str) -> Any:
+    """`candidate` repaired: by json-repair (a kept library, better than ours at unescaped
+    quotes inside strings, comments, single-quoted apostrophes, stray brackets), except where
+    ours does better: a missing colon, which json-repair reads as an empty value or folds into
+    a mangled key (`{"voice" 8}` -> `{"voice": ""}`) while ours reads `{"voice": 8}`."""
+    import json_repair
+
+    theirs = json_repair.loads(candidate)
+    if not _mangled(theirs):
+        return theirs
+    try:
+        ours = json.loads(repair_json(candidate))
+    except (json.JSONDecodeError, RecursionError):
+        return theirs
+    return ours if not _mangled(ours) else theirs
+
+
 def extract_json_object(text: str) -> tuple[dict[str, Any], bool]:
     """The first JSON object in `text` and whether it needed repair.
 
     Tries, in order: the whole text, fenced code blocks, and brace-matched spans, each as is
-    and then repaired.
+    and then repaired (:func:`_repaired`).
     """
     candidates: list[str] = [text.strip()]
     candidates += [m.group(1).strip() for m in _FENCE.finditer(text)]
@@ -472,10 +608,9 @@ def extract_json_object(text: str) -> tuple[dict[str, Any], bool]:
         for cand in candidates:
             if not cand:
                 continue
-            source = repair_json(cand) if repaired else cand
             try:
-                value = json.loads(source)
-            except (json.JSONDecodeError, RecursionError):
+                value = _repaired(cand) if repaired else json.loads(cand)
+            except (json.JSONDecodeError, RecursionError, ValueError):
                 continue
             if isinstance(value, dict):
                 return value, repaired

@@ -23,6 +23,7 @@ from probes.evaluation.judge import JudgeConfig, JudgeStatus, LLMJudge, total_us
 from probes.evaluation.run import judged_score
 from probes.llm import extract_json_object, price_for, repair_json, usage_of
 from probes.spec import EvalPrompt
+from tests.test_llm_retries import within_backoff
 
 PROMPT = EvalPrompt(
     id="pv-01",
@@ -170,7 +171,7 @@ def test_rate_limit_then_success_and_api_failure_is_judge_error(
         ]
     )
     assert judge.score(PROMPT, ANSWER).ok
-    assert sleeps == [2.0]
+    assert within_backoff(sleeps, [2])
     failed = judge.score(PROMPT, ANSWER)
     transport.check()
     assert failed.status is JudgeStatus.JUDGE_ERROR and failed.score is None
@@ -313,6 +314,26 @@ def test_prices() -> None:
 )
 def test_repair_json(text: str, expected: dict) -> None:
     assert json.loads(repair_json(text)) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # json-repair's strengths (ours got each wrong or gave up)
+        (
+            '{"overall": 7, "rationale": "He said "no" to it"}',
+            {"overall": 7, "rationale": 'He said "no" to it'},
+        ),
+        ('{"overall": 7, // sure\n "rationale": "x"}', {"overall": 7, "rationale": "x"}),
+        ("{'rationale': 'it's fine', 'overall': 8}", {"rationale": "it's fine", "overall": 8}),
+        ('{"a": [1, 2, "b": 3}', {"a": [1, 2], "b": 3}),
+        # ours where json-repair reads a missing colon as an empty value or a mangled key
+        ('{"voice" 8, "overall": 7}', {"voice": 8, "overall": 7}),
+        ('{"a" 1, "b" 2}', {"a": 1, "b": 2}),
+    ],
+)
+def test_extraction_repairs_with_the_better_of_the_two(text: str, expected: dict) -> None:
+    assert extract_json_object(text) == (expected, True)
 
 
 def test_extract_json_strategies() -> None:

@@ -51,6 +51,7 @@ from probes.llm import (
     extract_json_object,
     is_retryable,
     response_text,
+    single_layer,
     usage_of,
 )
 from probes.redaction import client_secrets, redact
@@ -180,7 +181,7 @@ def _tool_schemas(campaign: Campaign) -> list[dict[str, Any]]:
 def make_client(settings: AgentSettings) -> anthropic.Anthropic:
     """The real client, keyed from ANTHROPIC_API_KEY (read only here, only when no client is
     given). Whole-session tests replace this function to inject a fake transport."""
-    return default_client(max_retries=settings.sdk_max_retries, timeout=settings.timeout)
+    return default_client(timeout=settings.timeout)
 
 
 def _assistant_content(reply: Any) -> list[dict[str, Any]]:
@@ -209,8 +210,7 @@ class ClaudePolicy(Policy):
     """Proposals from a Claude model, validated in the conversation, with an offline fallback.
 
     Settings: `agent.settings` (`AgentSettings` in agent/campaign.py, typed and documented
-    there): max_tokens, narrative_max_tokens, api_retries, sdk_max_retries, timeout, plateau,
-    prices.
+    there): max_tokens, narrative_max_tokens, api_retries, timeout, plateau, prices.
     """
 
     name = "claude"
@@ -237,7 +237,7 @@ class ClaudePolicy(Policy):
         }
         if client is None:
             client = make_client(settings)
-        self._client = client
+        self._client = single_layer(client)
         self._secrets = client_secrets(client)
         self._sleep = sleep
         self._tools = _tool_schemas(campaign)
@@ -353,9 +353,7 @@ class ClaudePolicy(Policy):
             "messages": messages,
         }
         client = self._client
-        if self.offline:
-            # One quick try while offline: no retries of ours, none of the SDK's.
-            client = client.with_options(max_retries=0)
+        # While offline, one quick try: no retries (the SDK's are off on every client).
         reply = call_with_retries(
             lambda: client.messages.create(**params),
             retries=0 if self.offline else self.api_retries,

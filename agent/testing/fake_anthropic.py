@@ -222,12 +222,21 @@ def text_message(text: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def error_reply(
-    status: int, error_type: str, text: str, *, headers: dict[str, str] | None = None
+    status: int,
+    error_type: str,
+    text: str,
+    *,
+    headers: dict[str, str] | None = None,
+    error_code: str | None = None,
 ) -> Reply:
-    """An API error, e.g. error_reply(429, "rate_limit_error", "slow down")."""
+    """An API error, e.g. error_reply(429, "rate_limit_error", "slow down"); `error_code` goes
+    to `error.details.error_code` (e.g. "enforced_spend_limit_reached"), as the API sends it."""
+    error: dict[str, Any] = {"type": error_type, "message": text}
+    if error_code is not None:
+        error["details"] = {"error_code": error_code}
     return Reply(
         status=status,
-        json={"type": "error", "error": {"type": error_type, "message": text}},
+        json={"type": "error", "error": error, "request_id": f"req_fake_{next(_ids)}"},
         headers=headers or {},
     )
 

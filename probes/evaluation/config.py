@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from probes.llm import REMOVED_SETTINGS
+
 if TYPE_CHECKING:
     from probes.evaluation.judge import JudgeConfig
 
@@ -74,7 +76,10 @@ class EvalConfig(_Strict):
             problems = []
             for err in exc.errors():
                 where = ".".join(str(part) for part in err["loc"])
-                problems.append(f"{where}: {err['msg']}" if where else err["msg"])
+                msg = err["msg"]
+                if err["type"] == "extra_forbidden" and str(err["loc"][-1]) in REMOVED_SETTINGS:
+                    msg = REMOVED_SETTINGS[str(err["loc"][-1])]
+                problems.append(f"{where}: {msg}" if where else msg)
             raise ValueError("; ".join(problems)) from None
         return value
 

@@ -42,6 +42,7 @@ from probes.llm import (
     extract_json_object,
     is_retryable,
     response_text,
+    single_layer,
     usage_of,
 )
 from probes.redaction import client_secrets
@@ -134,9 +135,8 @@ class JudgeConfig(_Strict):
     max_attempts: int = Field(default=3, ge=1, le=10)
     """Judge calls per answer before it is recorded as judge_error."""
     api_retries: int = Field(default=4, ge=0, le=20)
-    """Our own retries (with backoff) of rate limits, overload and timeouts per call."""
-    sdk_max_retries: int = Field(default=2, ge=0, le=10)
-    """The SDK's quick retries within one call (used when the judge makes its own client)."""
+    """Retries per call of rate limits, overload, server errors and timeouts: the one retry
+    layer (the SDK's own are off); waits what the server asks, else backs off 2 s .. 60 s."""
     timeout: float = Field(default=300.0, gt=0)
     """Seconds per API call."""
     batch: bool = False
@@ -376,7 +376,7 @@ class LLMJudge:
         elif not isinstance(config, JudgeConfig):
             config = JudgeConfig.model_validate(dict(config))
         self.config = config
-        self._client = client
+        self._client = single_layer(client) if client is not None else None
         self._sleep = sleep
         self._structured = config.structured_output
 
@@ -385,9 +385,7 @@ class LLMJudge:
     @property
     def client(self) -> anthropic.Anthropic:
         if self._client is None:
-            self._client = default_client(
-                max_retries=self.config.sdk_max_retries, timeout=self.config.timeout
-            )
+            self._client = default_client(timeout=self.config.timeout)
         return self._client
 
     @property

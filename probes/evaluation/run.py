@@ -85,7 +85,7 @@ def make_judge_client(config: JudgeConfig) -> anthropic.Anthropic:
     """The judge's client, keyed from ANTHROPIC_API_KEY (read only there, in the process that
     evaluates: the trl worker inherits the environment). Tests replace this function (or
     :func:`make_judge`) to inject a fake transport."""
-    return default_client(max_retries=config.sdk_max_retries, timeout=config.timeout)
+    return default_client(timeout=config.timeout)
 
 
 def make_judge(config: JudgeConfig) -> LLMJudge:
