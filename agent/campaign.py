@@ -366,6 +366,16 @@ class Campaign(_Strict):
                 problems.append(
                     (("protected",), f"{key!r} is not a recipe key{did_you_mean(key, self.recipe)}")
                 )
+        if seen and not set(seen) - set(self.protected):
+            # No policy could propose anything (and the claude policy's knob list would be an
+            # empty enum, which the API refuses): say so before any training or API call.
+            problems.append(
+                (
+                    ("protected",),
+                    f"every knob of every lane is protected ({', '.join(sorted(seen))}): "
+                    "nothing is left to change; unprotect a knob or add one to a lane",
+                )
+            )
         running = POLICIES_RUN[self.agent.policy]
         for key in sorted(self.agent.settings.model_fields_set):
             readers = SETTING_POLICIES[key]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import random
 from typing import Any
 
 import pytest
@@ -19,7 +21,13 @@ from agent.testing.fake_anthropic import (
     fake_client,
     text_message,
 )
-from probes.evaluation.judge import JudgeConfig, JudgeStatus, LLMJudge, total_usage
+from probes.evaluation.judge import (
+    JudgeConfig,
+    JudgeStatus,
+    LLMJudge,
+    split_batches,
+    total_usage,
+)
 from probes.evaluation.run import judged_score
 from probes.llm import extract_json_object, price_for, repair_json, usage_of
 from probes.spec import EvalPrompt
@@ -273,6 +281,54 @@ def test_batch_mode() -> None:
     assert results[2].usage.cost_usd == pytest.approx(full.cost_usd / 2)
     assert results[0].usage.calls == 2 and results[0].attempts == 2
     assert total_usage(results).calls == 4  # the errored batch request is not billed
+
+
+def test_split_batches_keeps_order_and_every_limit() -> None:
+    rng = random.Random(7)
+    requests = [
+        {"custom_id": f"judge-{i}", "params": {"pad": "x" * rng.randint(0, 300)}}
+        for i in range(250)
+    ]
+    requests.insert(40, {"custom_id": "judge-big", "params": {"pad": "y" * 5000}})
+    chunks = split_batches(requests, max_requests=100, max_bytes=4000)
+    assert [r for chunk in chunks for r in chunk] == requests  # nothing lost, order kept
+    for chunk in chunks:
+        body = len(json.dumps({"requests": chunk}).encode())
+        assert len(chunk) <= 100
+        assert body <= 4000 or chunk == [requests[40]]  # too big alone: sent alone
+    assert [requests[40]] in chunks
+    # Greedy: two neighbouring chunks could not have been one.
+    for a, b in itertools.pairwise(chunks):
+        joined = len(json.dumps({"requests": a + b[:1]}).encode())
+        assert len(a) == 100 or joined > 4000 or b == [requests[40]] or a == [requests[40]]
+    assert split_batches([]) == []
+
+
+def test_batch_mode_splits_at_the_apis_request_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import probes.evaluation.judge as judge_module
+
+    monkeypatch.setattr(judge_module, "MAX_BATCH_REQUESTS", 2)
+    prompts = [EvalPrompt(id=f"p{i}", category="voice", prompt=f"q{i}") for i in range(3)]
+    good = text_message(json.dumps(GOOD))
+    judge, transport, _ = judge_with(
+        [
+            batch_reply("msgbatch_a", ended=True, n=2, path="/v1/messages/batches"),
+            batch_reply("msgbatch_a", ended=True, n=2),
+            batch_results_reply({"judge-0": good, "judge-1": good}),
+            batch_reply("msgbatch_b", ended=True, n=1, path="/v1/messages/batches"),
+            batch_reply("msgbatch_b", ended=True, n=1),
+            batch_results_reply({"judge-2": good}),
+        ],
+        batch=True,
+    )
+    results = judge.score_many([(p, "answer") for p in prompts])
+    transport.check()
+    assert all(r.ok for r in results) and [r.prompt_id for r in results] == ["p0", "p1", "p2"]
+    created = [r.json for r in transport.requests if r.path == "/v1/messages/batches"]
+    assert [[q["custom_id"] for q in c["requests"]] for c in created] == [
+        ["judge-0", "judge-1"],
+        ["judge-2"],
+    ]
 
 
 def test_prices() -> None:

@@ -357,6 +357,39 @@ def _escape_data(text: str, tag: str) -> str:
     )
 
 
+MAX_BATCH_REQUESTS = 100_000
+"""Requests one Message Batch may hold (the API refuses a larger batch)."""
+MAX_BATCH_BYTES = 256 * 1024 * 1024
+"""Bytes one Message Batch's request body may hold."""
+
+
+def split_batches(
+    requests: Sequence[dict[str, Any]],
+    *,
+    max_requests: int | None = None,
+    max_bytes: int | None = None,
+) -> list[list[dict[str, Any]]]:
+    """`requests` in order, cut into batches the API accepts: at most `max_requests` each and
+    a body (`{"requests": [...]}` as JSON) of at most `max_bytes`. A request too big alone goes
+    alone (the API refuses it; its answer is then judged one by one)."""
+    max_requests = max_requests or MAX_BATCH_REQUESTS
+    max_bytes = max_bytes or MAX_BATCH_BYTES
+    overhead = len(b'{"requests": []}')
+    chunks: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = overhead
+    for request in requests:
+        n = len(json.dumps(request).encode()) + 2  # ", " between requests
+        if current and (len(current) >= max_requests or size + n > max_bytes):
+            chunks.append(current)
+            current, size = [], overhead
+        current.append(request)
+        size += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 class LLMJudge:
     """Scores answers against a weighted rubric with a Claude model.
 
@@ -627,53 +660,20 @@ class LLMJudge:
     def _score_batch(self, items: Sequence[tuple[EvalPrompt, str]]) -> list[JudgeResult]:
         import anthropic
 
-        cfg = self.config
         requests = [
             {"custom_id": f"judge-{i}", "params": self.request_params(p, a)}
             for i, (p, a) in enumerate(items)
         ]
         results: list[JudgeResult | None] = [None] * len(items)
         texts: dict[int, tuple[str, LLMUsage]] = {}
-        try:
-            batch = call_with_retries(
-                lambda: self.client.messages.batches.create(requests=requests),  # type: ignore[arg-type]
-                retries=cfg.api_retries,
-                sleep=self._sleep,
-                what="judge batch",
-                secrets=self._secrets(),
-            )
-            waited = 0.0
-            while batch.processing_status != "ended":
-                if waited >= cfg.batch_timeout:
-                    log.warning(
-                        "judge batch %s did not end within %.0fs; judging its answers one by one",
-                        batch.id,
-                        cfg.batch_timeout,
-                    )
-                    break
-                self._sleep(cfg.batch_poll_seconds)
-                waited += cfg.batch_poll_seconds
-                batch = call_with_retries(
-                    lambda b=batch.id: self.client.messages.batches.retrieve(b),  # type: ignore[misc]
-                    retries=cfg.api_retries,
-                    sleep=self._sleep,
-                    what="judge batch poll",
-                    secrets=self._secrets(),
+        for chunk in split_batches(requests):
+            try:
+                self._run_batch(chunk, texts)
+            except anthropic.APIError as exc:
+                log.warning(
+                    "judge batch failed (%s); judging its answers one by one",
+                    describe_api_error(exc, self._secrets()),
                 )
-            if batch.processing_status == "ended":
-                for entry in self.client.messages.batches.results(batch.id):
-                    index = int(entry.custom_id.rsplit("-", 1)[1])
-                    if entry.result.type == "succeeded":
-                        msg = entry.result.message
-                        texts[index] = (
-                            response_text(msg),
-                            usage_of(msg.usage, cfg.model, batch=True, overrides=cfg.prices),
-                        )
-        except anthropic.APIError as exc:
-            log.warning(
-                "judge batch failed (%s); judging answers one by one",
-                describe_api_error(exc, self._secrets()),
-            )
         for i, (prompt, answer) in enumerate(items):
             if i in texts:
                 text, usage = texts[i]
@@ -681,3 +681,43 @@ class LLMJudge:
             else:
                 results[i] = self.score(prompt, answer)
         return [r for r in results if r is not None]
+
+    def _run_batch(
+        self, requests: list[dict[str, Any]], texts: dict[int, tuple[str, LLMUsage]]
+    ) -> None:
+        """Submit one batch, wait for it (up to batch_timeout) and put the text of each
+        succeeded request into `texts` by its index."""
+        cfg = self.config
+        batch = call_with_retries(
+            lambda: self.client.messages.batches.create(requests=requests),  # type: ignore[arg-type]
+            retries=cfg.api_retries,
+            sleep=self._sleep,
+            what="judge batch",
+            secrets=self._secrets(),
+        )
+        waited = 0.0
+        while batch.processing_status != "ended":
+            if waited >= cfg.batch_timeout:
+                log.warning(
+                    "judge batch %s did not end within %.0fs; judging its answers one by one",
+                    batch.id,
+                    cfg.batch_timeout,
+                )
+                return
+            self._sleep(cfg.batch_poll_seconds)
+            waited += cfg.batch_poll_seconds
+            batch = call_with_retries(
+                lambda b=batch.id: self.client.messages.batches.retrieve(b),  # type: ignore[misc]
+                retries=cfg.api_retries,
+                sleep=self._sleep,
+                what="judge batch poll",
+                secrets=self._secrets(),
+            )
+        for entry in self.client.messages.batches.results(batch.id):
+            index = int(entry.custom_id.rsplit("-", 1)[1])
+            if entry.result.type == "succeeded":
+                msg = entry.result.message
+                texts[index] = (
+                    response_text(msg),
+                    usage_of(msg.usage, cfg.model, batch=True, overrides=cfg.prices),
+                )
