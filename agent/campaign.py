@@ -221,8 +221,8 @@ class AgentSettings(_Strict):
     api_retries: int = Field(default=4, ge=0, le=10)
     """Retries of a failed API call (claude): the one retry layer (the SDK's own are off);
     waits what the server asks (`retry-after`), else backs off 2 s, 4 s, ... up to 60 s."""
-    timeout: Seconds = Field(default=120.0, gt=0, le=3600)
-    """Seconds one API request may take (claude)."""
+    timeout: Seconds = Field(default=300.0, gt=0, le=3600)
+    """Seconds one API request may take (claude); a proposal's thinking can take minutes."""
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     """Price overrides, model-id prefix -> USD per million tokens (claude)."""
 

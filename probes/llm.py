@@ -110,6 +110,82 @@ def price_for(model: str, overrides: Mapping[str, Any] | None = None) -> ModelPr
     return None
 
 
+# ---------------------------------------------------------------------------------------------
+# What each model accepts (docs read 2026-12; sources in docs/agent.md, "Models")
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelTraits:
+    """What a model accepts in a Messages API request, and how it behaves by default."""
+
+    forced_tool_choice: bool
+    """`tool_choice` `any` / `tool` accepted (the 5.5 models and Fable/Mythos 5.1 answer 400)."""
+    thinks_by_default: bool
+    """Adaptive thinking runs when `thinking` is omitted; its tokens count toward max_tokens."""
+    effort: bool
+    """`output_config.effort` accepted (low .. max)."""
+    max_output_tokens: int
+    """The largest `max_tokens`."""
+    min_cache_tokens: int
+    """The shortest prefix the prompt cache stores (a shorter one is silently not cached)."""
+
+
+_MODERN = ModelTraits(True, True, True, 128_000, 512)
+MODEL_TRAITS: dict[str, ModelTraits] = {
+    # Longest matching prefix wins. Forced tool choice is refused by the 5.5 generation and
+    # the 5.1 Fable/Mythos; Haiku 5.5's docs do not say, so it is treated as refusing (auto
+    # plus an instruction works on every model; forcing only helps where it is accepted).
+    "claude-fable-5-1": ModelTraits(False, True, True, 128_000, 512),
+    "claude-mythos-5-1": ModelTraits(False, True, True, 128_000, 512),
+    "claude-opus-5-5": ModelTraits(False, True, True, 128_000, 512),
+    "claude-sonnet-5-5": ModelTraits(False, True, True, 128_000, 512),
+    "claude-haiku-5-5": ModelTraits(False, True, True, 128_000, 512),
+    "claude-fable-5": _MODERN,
+    "claude-mythos-5": _MODERN,
+    "claude-opus-5": _MODERN,
+    "claude-sonnet-5": ModelTraits(True, True, True, 128_000, 1024),
+    "claude-opus-4-8": ModelTraits(True, False, True, 128_000, 1024),
+    "claude-opus-4-7": ModelTraits(True, False, True, 128_000, 2048),
+    "claude-opus-4-6": ModelTraits(True, False, True, 128_000, 4096),
+    "claude-sonnet-4-6": ModelTraits(True, False, True, 128_000, 1024),
+    "claude-opus-4-5": ModelTraits(True, False, False, 64_000, 4096),
+    "claude-sonnet-4-5": ModelTraits(True, False, False, 64_000, 1024),
+    "claude-haiku-4-5": ModelTraits(True, False, False, 64_000, 4096),
+}
+UNKNOWN_MODEL_TRAITS = ModelTraits(False, False, False, 64_000, 4096)
+"""A model not in the table: no forced tool choice, no effort field, the smaller output cap,
+and the largest cache minimum (so nothing is claimed cached that may not be)."""
+
+
+THINKING_ROOM = 8192
+"""Tokens added to a call's max_tokens on models that think by default: thinking counts toward
+the cap, and room not used costs nothing."""
+
+
+def output_room(model: str, answer_tokens: int) -> int:
+    """`max_tokens` for a call whose answer needs `answer_tokens`: plus THINKING_ROOM on a
+    model that thinks by default, within the model's output cap."""
+    traits = traits_of(model)
+    room = THINKING_ROOM if traits.thinks_by_default else 0
+    return min(answer_tokens + room, traits.max_output_tokens)
+
+
+def traits_of(model: str) -> ModelTraits:
+    """What `model` accepts: the longest matching prefix of MODEL_TRAITS, else the cautious
+    UNKNOWN_MODEL_TRAITS."""
+    matches = [k for k in MODEL_TRAITS if model == k or model.startswith(k)]
+    return MODEL_TRAITS[max(matches, key=len)] if matches else UNKNOWN_MODEL_TRAITS
+
+
+def cacheable(prefix: str, model: str) -> bool:
+    """Whether a prompt prefix surely reaches `model`'s cache minimum. The token count is
+    underestimated (one per 5 characters; English prose runs about 4), so a prefix is marked
+    `cache_control` only when it will be cached: a cost line never claims a cache that the
+    API silently skipped."""
+    return len(prefix) // 5 >= traits_of(model).min_cache_tokens
+
+
 @dataclass(frozen=True)
 class LLMUsage:
     """Tokens and USD of one or more API calls."""

@@ -37,6 +37,7 @@ from agent.testing.fake_anthropic import (
     tool_use_message,
 )
 from agent.verdict import CategoryComparison, NoiseModel, Verdict, VerdictStatus
+from probes.llm import THINKING_ROOM
 from tests.test_llm_retries import within_backoff
 
 CAMPAIGN_YAML = """\
@@ -215,7 +216,12 @@ def test_valid_proposal(tmp_path: Path) -> None:
     body = transport.requests[0].json
     assert transport.requests[0].path == "/v1/messages"
     assert body["model"] == "claude-sonnet-5-5"
-    assert body["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    # Sonnet 5.5 refuses a forced tool choice: auto from the start (the rules ask for one
+    # tool call); it thinks by default, so the answer gets room beside the thinking, and the
+    # thinking's summary is asked for (the rationale is there).
+    assert body["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert body["max_tokens"] == 2048 + THINKING_ROOM
+    assert body["thinking"] == {"type": "adaptive", "display": "summarized"}
     tools = {t["name"]: t for t in body["tools"]}
     assert set(tools) == {"propose_probe", "replay_probe", "conclude"}
     assert all(t["strict"] is True for t in tools.values())
@@ -606,20 +612,46 @@ def test_importing_the_policy_does_not_import_anthropic() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_tool_choice_any_refused_switches_to_auto(tmp_path: Path) -> None:
-    campaign = make_campaign(tmp_path)
-    transport = FakeTransport([
-        error_reply(400, "invalid_request_error",
-                    "tool_choice: 'any' is not supported when thinking is enabled"),
-        propose("hyperparameters", LR_UP),
-        propose("hyperparameters", [{"knob": "beta", "value": 0.2}]),
-    ])
+@pytest.mark.parametrize(
+    ("model", "choice"),
+    [
+        ("claude-sonnet-5-5", "auto"),  # refuses a forced choice
+        ("claude-opus-5-5", "auto"),
+        ("claude-fable-5-1", "auto"),
+        ("claude-opus-4-8", "any"),  # accepts it
+        ("claude-sonnet-5", "any"),
+        ("claude-haiku-4-5", "any"),
+        ("claude-someday-9", "auto"),  # unknown: what every model accepts
+    ],
+)
+def test_tool_choice_follows_the_model_from_the_first_request(
+    tmp_path: Path, model: str, choice: str
+) -> None:
+    text = CAMPAIGN_YAML.replace("  model: claude-sonnet-5-5\n", f"  model: {model}\n")
+    assert f"model: {model}\n" in text
+    campaign = make_campaign(tmp_path, text)
+    transport = FakeTransport([propose("hyperparameters", LR_UP)])
     policy, _, _ = make_policy(campaign, transport)
     assert policy.ask(context(campaign)).changes == {"learning_rate": 0.002}
-    assert policy.ask(context(campaign)).changes == {"beta": 0.2}
-    transport.check()
-    assert [r.json["tool_choice"]["type"] for r in transport.requests] == ["any", "auto", "auto"]
-    assert policy.disabled_reason is None
+    transport.check()  # the strict fake refused nothing
+    assert [r.json["tool_choice"]["type"] for r in transport.requests] == [choice]
+
+
+def test_the_strict_fake_refuses_a_forced_choice_on_sonnet_5_5(tmp_path: Path) -> None:
+    """The fake answers as the API does, so the test above means something."""
+    client = fake_client(transport := FakeTransport())
+    import anthropic
+
+    with pytest.raises(anthropic.BadRequestError) as err:
+        client.messages.create(
+            model="claude-sonnet-5-5",
+            max_tokens=64,
+            tool_choice={"type": "any"},
+            tools=[{"name": "t", "input_schema": {"type": "object"}}],
+            messages=[{"role": "user", "content": "hi"}],
+        )
+    assert 'type "tool" and "any" are not supported' in str(err.value)
+    assert len(transport.refused) == 1
 
 
 def test_whole_session_through_the_cli_with_the_fake_api(

@@ -29,7 +29,7 @@ from probes.evaluation.judge import (
     total_usage,
 )
 from probes.evaluation.run import judged_score
-from probes.llm import extract_json_object, price_for, repair_json, usage_of
+from probes.llm import THINKING_ROOM, extract_json_object, price_for, repair_json, usage_of
 from probes.spec import EvalPrompt
 from tests.test_llm_retries import within_backoff
 
@@ -77,9 +77,13 @@ def test_structured_reply_scores_the_weighted_average() -> None:
 
     body = transport.requests[0].json
     assert "temperature" not in body  # API 2026-10-21 rejects sampling parameters
-    assert body["max_tokens"] == 4096
+    # Sonnet 5.5 thinks by default: room for it beside the reply, and low effort.
+    assert body["max_tokens"] == 4096 + THINKING_ROOM
+    assert body["output_config"]["effort"] == "low"
     assert body["model"] == "claude-sonnet-5-5"
-    assert body["system"][-1]["cache_control"] == {"type": "ephemeral"}  # rubric cached
+    # The default rubric (~1,900 characters) is below Sonnet 5.5's 512-token cache minimum:
+    # it is not marked, so no cost line claims a cache the API would skip.
+    assert len(body["system"][0]["text"]) < 512 * 4 and "cache_control" not in body["system"][0]
     assert "voice (0.25)" in body["system"][0]["text"]
     fmt = body["output_config"]["format"]
     assert fmt["type"] == "json_schema"
@@ -102,6 +106,27 @@ def test_rubric_hash_changes_with_settings() -> None:
     assert JudgeConfig(batch=True, max_tokens=8000).rubric_hash == a.rubric_hash
 
 
+@pytest.mark.parametrize(
+    ("model", "chars", "cached"),
+    [
+        ("claude-sonnet-5-5", 200, False),  # under 512 tokens
+        ("claude-sonnet-5-5", 4_000, True),  # 800+ tokens
+        ("claude-haiku-4-5", 4_000, False),  # under Haiku 4.5's 4,096
+        ("claude-haiku-4-5", 24_000, True),
+    ],
+)
+def test_the_rubric_is_marked_for_caching_only_when_long_enough(
+    model: str, chars: int, cached: bool
+) -> None:
+    judge, transport, _ = judge_with(
+        [text_message(json.dumps(GOOD))], model=model, instructions="Be strict. " * (chars // 11)
+    )
+    judge.score(PROMPT, ANSWER)
+    transport.check()
+    system = transport.requests[0].json["system"][0]
+    assert ("cache_control" in system) is cached
+
+
 def test_broken_json_is_repaired() -> None:
     broken = (
         "Here is my evaluation:\n```json\n"
@@ -115,7 +140,7 @@ def test_broken_json_is_repaired() -> None:
     transport.check()
     assert result.ok and result.repaired
     assert result.score == pytest.approx(WEIGHTED)
-    assert "output_config" not in transport.requests[0].json
+    assert "format" not in transport.requests[0].json["output_config"]
 
 
 def test_unrepairable_reply_is_judge_error_never_zero() -> None:
@@ -204,7 +229,7 @@ def test_structured_output_rejected_falls_back_to_text() -> None:
     transport.check()
     assert result.ok
     assert "output_config" in transport.requests[0].json
-    assert "output_config" not in transport.requests[1].json
+    assert "format" not in transport.requests[1].json["output_config"]
 
 
 def test_custom_rubric_and_config_validation() -> None:

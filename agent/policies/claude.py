@@ -46,12 +46,15 @@ from agent.proposals import coerce_changes, format_changes, validate_proposal
 from probes.llm import (
     JSONExtractionError,
     LLMUsage,
+    cacheable,
     default_client,
     describe_api_error,
     extract_json_object,
     is_retryable,
+    output_room,
     response_text,
     single_layer,
+    traits_of,
     usage_of,
 )
 from probes.redaction import client_secrets, redact
@@ -62,11 +65,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "claude-sonnet-5-5"
+"""Used only when the campaign names no model (AgentConfig normally supplies one)."""
 OFFLINE_AFTER = 2
 """Calls in a row that cannot connect (each after its retries) before the policy goes offline:
 the fallback proposes and Claude is tried once every RETRY_OFFLINE_EVERY turns."""
 RETRY_OFFLINE_EVERY = 5
-"""Used only when the campaign names no model (AgentConfig normally supplies one)."""
 
 RULES = """\
 You are the research agent of an automated fine-tuning study. A practitioner has a working
@@ -184,6 +187,29 @@ def make_client(settings: AgentSettings) -> anthropic.Anthropic:
     return default_client(timeout=settings.timeout)
 
 
+def reply_rationale(reply: Any) -> str:
+    """Why the model chose what it did: its text, else its summarized thinking (on models
+    that think by default the reasoning comes back in thinking blocks, not text)."""
+    text = response_text(reply).strip()
+    if text:
+        return text
+    thoughts = [
+        getattr(b, "thinking", "") or ""
+        for b in getattr(reply, "content", None) or []
+        if getattr(b, "type", None) == "thinking"
+    ]
+    return "\n".join(t.strip() for t in thoughts if t.strip())
+
+
+def _usable(reply: Any) -> bool:
+    """Whether a reply holds an answer: a tool call or some text."""
+    return any(
+        getattr(b, "type", None) == "tool_use"
+        or (getattr(b, "type", None) == "text" and getattr(b, "text", "").strip())
+        for b in getattr(reply, "content", None) or []
+    )
+
+
 def _assistant_content(reply: Any) -> list[dict[str, Any]]:
     """A reply's content blocks as request params (text and tool calls)."""
     out: list[dict[str, Any]] = []
@@ -255,7 +281,6 @@ class ClaudePolicy(Policy):
         """None while Claude is reachable; else the turns the fallback served since."""
         self._notices: list[str] = []
         self._refused: list[tuple[str, str]] = []
-        self._force_tool = True
 
     # -- prompt ---------------------------------------------------------------------------------
 
@@ -290,8 +315,11 @@ class ClaudePolicy(Policy):
                     ),
                 }
             )
-        # One cache breakpoint on the last stable block caches tools + system prompt.
-        blocks[-1]["cache_control"] = {"type": "ephemeral"}
+        # One cache breakpoint on the last stable block caches tools + system prompt, when
+        # they reach the model's cache minimum (a shorter prefix is never cached).
+        prefix = json.dumps(self._tools) + "".join(b["text"] for b in blocks)
+        if cacheable(prefix, self.model):
+            blocks[-1]["cache_control"] = {"type": "ephemeral"}
         return blocks
 
     def _use_brief(self, context: PolicyContext) -> None:
@@ -340,18 +368,33 @@ class ClaudePolicy(Policy):
     # -- API ------------------------------------------------------------------------------------
 
     def _call(
-        self, messages: list[dict[str, Any]], *, tool_choice: dict[str, Any], max_tokens: int
+        self,
+        messages: list[dict[str, Any]],
+        *,
+        tool_choice: dict[str, Any],
+        max_tokens: int,
+        effort: str | None = None,
+        show_thinking: bool = False,
     ) -> Any:
+        """One Messages API call. On a model that thinks by default, `max_tokens` is the room
+        for the answer and THINKING_ROOM is added for the thinking (it counts toward the cap;
+        unused room costs nothing); `effort` (where the model takes it) bounds the thinking;
+        `show_thinking` asks for its summarized text (the proposal's rationale lives there)."""
         from probes.llm import call_with_retries
 
+        traits = traits_of(self.model)
         params: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": max_tokens,
+            "max_tokens": output_room(self.model, max_tokens),
             "system": self._system,
             "tools": self._tools,
             "tool_choice": tool_choice,
             "messages": messages,
         }
+        if effort is not None and traits.effort:
+            params["output_config"] = {"effort": effort}
+        if show_thinking and traits.thinks_by_default:
+            params["thinking"] = {"type": "adaptive", "display": "summarized"}
         client = self._client
         # While offline, one quick try: no retries (the SDK's are off on every client).
         reply = call_with_retries(
@@ -364,26 +407,34 @@ class ClaudePolicy(Policy):
         self._reached()
         return reply
 
-    def _propose_call(self, messages: list[dict[str, Any]]) -> Any:
-        """A proposal call; `tool_choice: any` unless the model refused it once (models with
-        always-on thinking may only accept `auto`; a text-only reply is then asked again)."""
-        import anthropic
+    def _roomy_call(self, messages: list[dict[str, Any]], **kw: Any) -> tuple[Any, LLMUsage]:
+        """`_call`, and once more with twice the room when the reply was cut at max_tokens
+        with nothing usable in it (thinking can eat the room): such a reply is recorded in the
+        log and never read as an empty answer. Returns the last reply and the usage of both."""
+        reply = self._call(messages, **kw)
+        usage = self._account(reply)
+        if getattr(reply, "stop_reason", None) == "max_tokens" and not _usable(reply):
+            log.warning(
+                "claude policy: the reply was cut at max_tokens (%d) before an answer; "
+                "trying once with twice the room",
+                kw["max_tokens"],
+            )
+            kw = {**kw, "max_tokens": kw["max_tokens"] * 2}
+            reply = self._call(messages, **kw)
+            usage = usage + self._account(reply)
+        return reply, usage
 
-        while True:
-            choice = "any" if self._force_tool else "auto"
-            try:
-                return self._call(
-                    messages,
-                    tool_choice={"type": choice, "disable_parallel_tool_use": True},
-                    max_tokens=self.max_tokens,
-                )
-            except anthropic.BadRequestError as exc:
-                text = str(getattr(exc, "api_message", None) or exc).lower()
-                if self._force_tool and "tool_choice" in text:
-                    log.warning("claude policy: %s refused tool_choice any; using auto", self.model)
-                    self._force_tool = False
-                    continue
-                raise
+    def _propose_call(self, messages: list[dict[str, Any]]) -> tuple[Any, LLMUsage]:
+        """A proposal call. `tool_choice: any` only on models that accept a forced choice
+        (the 5.5 generation answers it with a 400); elsewhere `auto`, with the rules asking
+        for exactly one tool call and a text-only reply asked again."""
+        choice = "any" if traits_of(self.model).forced_tool_choice else "auto"
+        return self._roomy_call(
+            messages,
+            tool_choice={"type": choice, "disable_parallel_tool_use": True},
+            max_tokens=self.max_tokens,
+            show_thinking=True,
+        )
 
     def _account(self, reply: Any) -> LLMUsage:
         u = usage_of(reply.usage, self.model, overrides=self.prices)
@@ -441,13 +492,21 @@ class ClaudePolicy(Policy):
         last_error = ""
         for _attempt in range(self.max_attempts):
             try:
-                reply = self._propose_call(messages)
+                reply, spent = self._propose_call(messages)
             except anthropic.APIError as exc:
                 reason = self._api_failure(exc)
                 return self._fallback(context, f"Claude API call failed: {reason}", usage)
-            usage = usage + self._account(reply)
-            rationale = prompting.sanitize(response_text(reply), 2000) or None
+            usage = usage + spent
+            rationale = prompting.sanitize(reply_rationale(reply), 2000) or None
             calls = [b for b in reply.content if getattr(b, "type", None) == "tool_use"]
+            if not calls and getattr(reply, "stop_reason", None) == "max_tokens":
+                return self._fallback(
+                    context,
+                    f"Claude's reply was cut at max_tokens twice (last room "
+                    f"{self.max_tokens * 2} tokens) before a tool call; raise "
+                    "agent.settings.max_tokens",
+                    usage,
+                )
             messages.append({"role": "assistant", "content": _assistant_content(reply)})
             if not calls:
                 last_error = "no tool was called"
@@ -610,7 +669,12 @@ class ClaudePolicy(Policy):
     # -- readings and narrative ------------------------------------------------------------------
 
     def _text_call(
-        self, prompt: str, max_tokens: int, *, try_offline: bool = False
+        self,
+        prompt: str,
+        max_tokens: int,
+        *,
+        try_offline: bool = False,
+        effort: str | None = None,
     ) -> tuple[str | None, LLMUsage]:
         """A text-only call; skipped while offline unless `try_offline` (the narrative: one
         quick try)."""
@@ -619,15 +683,16 @@ class ClaudePolicy(Policy):
         if self.disabled_reason is not None or (self.offline and not try_offline):
             return None, LLMUsage()
         try:
-            reply = self._call(
+            reply, usage = self._roomy_call(
                 [{"role": "user", "content": prompt}],
                 tool_choice={"type": "none"},
                 max_tokens=max_tokens,
+                effort=effort,
             )
         except anthropic.APIError as exc:
             self._api_failure(exc)
             return None, LLMUsage()
-        return response_text(reply).strip() or None, self._account(reply)
+        return response_text(reply).strip() or None, usage
 
     def read(self, record: ProbeRecord, context: PolicyContext) -> str | None:
         """A one-line reading of a finished probe (stored with it), or None.
@@ -648,7 +713,7 @@ class ClaudePolicy(Policy):
                 "sentence, no preamble, no tool call.",
             ]
         )
-        text, usage = self._text_call(prompt, max_tokens=300)
+        text, usage = self._text_call(prompt, max_tokens=300, effort="low")
         self._carry = self._carry + usage
         if not text:
             return None

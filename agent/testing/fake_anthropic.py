@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,176 @@ TEST_API_KEY = "sk-ant-test-0000-DO-NOT-LEAK"
 FAKE_BASE_URL = "http://fake-anthropic.invalid"
 
 _ids = itertools.count(1)
+
+
+# -- what the real API refuses (API version 2026-10-21) -----------------------------------------
+# Written from Anthropic's documentation (sources in docs/agent.md, "Models"), independently of
+# the code under test's own table (probes/llm.py MODEL_TRAITS): a request that breaks one of
+# these is answered 400 invalid_request_error, as the real API answers it.
+
+_NO_FORCED_TOOL_CHOICE = (
+    "claude-opus-5-5",
+    "claude-sonnet-5-5",
+    "claude-fable-5-1",
+    "claude-mythos-5-1",
+)
+_ALWAYS_THINKING = ("claude-opus-5-5", "claude-sonnet-5-5", "claude-fable-5", "claude-mythos-5")
+"""`thinking: {type: disabled}` is a 400 (Sonnet 5.5 offers `between_tools` instead)."""
+_NO_MANUAL_THINKING = (
+    "claude-opus-5",
+    "claude-sonnet-5",
+    "claude-haiku-5",
+    "claude-fable-5",
+    "claude-mythos-5",
+    "claude-opus-4-8",
+    "claude-opus-4-7",
+)
+"""`thinking: {type: enabled, budget_tokens}` is a 400 (adaptive only)."""
+_NO_PREFILL = (
+    "claude-opus-5",
+    "claude-sonnet-5",
+    "claude-haiku-5",
+    "claude-fable-5",
+    "claude-mythos-5",
+    "claude-opus-4-8",
+    "claude-opus-4-7",
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
+)
+_NO_EFFORT = ("claude-sonnet-4-5", "claude-haiku-4-5")
+_OUTPUT_64K = ("claude-haiku-4-5", "claude-sonnet-4-5", "claude-opus-4-5")
+_SAMPLING = ("temperature", "top_p", "top_k")
+_STRICT_UNSUPPORTED = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "maxItems",
+    "uniqueItems",
+    "contains",
+    "minProperties",
+    "maxProperties",
+)
+_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_BATCH_REQUESTS = 100_000
+
+
+def _of(model: str, prefixes: tuple[str, ...]) -> bool:
+    return any(model.startswith(p) for p in prefixes)
+
+
+def _strict_schema_problem(schema: Any, where: str) -> str | None:
+    if isinstance(schema, list):
+        for i, item in enumerate(schema):
+            problem = _strict_schema_problem(item, f"{where}.{i}")
+            if problem:
+                return problem
+        return None
+    if not isinstance(schema, dict):
+        return None
+    for key in _STRICT_UNSUPPORTED:
+        if key in schema:
+            return f"{where}: '{key}' is not supported in strict mode"
+    if isinstance(schema.get("minItems"), int) and schema["minItems"] > 1:
+        return f"{where}: 'minItems' above 1 is not supported in strict mode"
+    if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+        return f"{where}: objects must set 'additionalProperties: false' in strict mode"
+    if "enum" in schema and not schema["enum"]:
+        return f"{where}.enum: must have at least 1 item"
+    for key, value in schema.items():
+        if key in ("enum", "const", "required", "description", "default"):
+            continue
+        problem = _strict_schema_problem(value, f"{where}.{key}")
+        if problem:
+            return problem
+    return None
+
+
+def message_refusal(params: Any) -> str | None:
+    """Why the real API would refuse these Messages API parameters (None: it accepts them)."""
+    if not isinstance(params, dict):
+        return "the request body must be a JSON object"
+    model = str(params.get("model", ""))
+    for key in _SAMPLING:
+        if key in params:
+            return f"{key}: Extra inputs are not permitted"
+    limit = 64_000 if _of(model, _OUTPUT_64K) else 128_000
+    max_tokens = params.get("max_tokens")
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        return "max_tokens: Field required (a positive integer)"
+    if max_tokens > limit:
+        return (
+            f"max_tokens: {max_tokens} > {limit}, which is the maximum allowed number of "
+            f"output tokens for {model}"
+        )
+    choice = (params.get("tool_choice") or {}).get("type")
+    if choice in ("any", "tool") and _of(model, _NO_FORCED_TOOL_CHOICE):
+        return 'tool_choice: type "tool" and "any" are not supported for this model.'
+    thinking = params.get("thinking") or {}
+    kind = thinking.get("type")
+    if kind == "disabled" and _of(model, _ALWAYS_THINKING):
+        return (
+            '"thinking.type.disabled" is not supported for this model. Use '
+            '"thinking.type.adaptive" and "output_config.effort" to control thinking '
+            "behavior."
+        )
+    if kind == "enabled" and _of(model, _NO_MANUAL_THINKING):
+        return (
+            '"thinking.type.enabled" is not supported for this model. Use '
+            '"thinking.type.adaptive" and "output_config.effort" to control thinking '
+            "behavior."
+        )
+    if kind == "enabled" and choice in ("any", "tool"):
+        return "Thinking may not be enabled when tool_choice forces tool use."
+    if "effort" in (params.get("output_config") or {}) and _of(model, _NO_EFFORT):
+        return "output_config.effort: effort is not supported for this model"
+    messages = params.get("messages") or []
+    if not messages:
+        return "messages: at least one message is required"
+    if messages[-1].get("role") == "assistant" and _of(model, _NO_PREFILL):
+        return (
+            "This model does not support assistant message prefill. The conversation "
+            "must end with a user message."
+        )
+    for i, tool in enumerate(params.get("tools") or []):
+        if tool.get("strict"):
+            problem = _strict_schema_problem(tool.get("input_schema"), f"tools.{i}.input_schema")
+            if problem:
+                return problem
+    return None
+
+
+def batch_refusal(body: Any) -> str | None:
+    """Why the real API would refuse this Message Batch (None: it accepts it)."""
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, list) or not requests:
+        return "requests: at least one request is required"
+    if len(requests) > MAX_BATCH_REQUESTS:
+        return f"requests: at most {MAX_BATCH_REQUESTS} requests per batch"
+    seen: set[str] = set()
+    for i, request in enumerate(requests):
+        custom_id = request.get("custom_id")
+        if not isinstance(custom_id, str) or not _CUSTOM_ID.match(custom_id):
+            return f"requests.{i}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+        if custom_id in seen:
+            return f"requests.{i}.custom_id: {custom_id!r} is not unique within the batch"
+        seen.add(custom_id)
+        problem = message_refusal(request.get("params"))
+        if problem:
+            return f"requests.{i}.params: {problem}"
+    return None
+
+
+def request_refusal(method: str, path: str, body: Any) -> str | None:
+    """Why the real API would refuse this request, for the endpoints the fake speaks."""
+    if method == "POST" and path == "/v1/messages":
+        return message_refusal(body)
+    if method == "POST" and path == "/v1/messages/batches":
+        return batch_refusal(body)
+    return None
 
 
 @dataclass(frozen=True)
@@ -108,6 +279,8 @@ class FakeTransport(httpx2.BaseTransport):
         """Answers every request once the scripted replies are used up (whole sessions)."""
         self.requests: list[RecordedRequest] = []
         self.unexpected: list[RecordedRequest] = []
+        self.refused: list[tuple[RecordedRequest, str]] = []
+        """Requests answered 400 because the real API refuses them (no scripted reply used)."""
 
     def add(self, *replies: ReplyLike) -> FakeTransport:
         self.replies.extend(replies)
@@ -117,9 +290,12 @@ class FakeTransport(httpx2.BaseTransport):
     def remaining(self) -> int:
         return len(self.replies)
 
-    def check(self) -> None:
-        """Assert every scripted reply was consumed and no request went unanswered."""
+    def check(self, *, allow_refused: bool = False) -> None:
+        """Assert every scripted reply was consumed, no request went unanswered and (unless
+        `allow_refused`) none was refused as the real API would refuse it."""
         problems = []
+        if self.refused and not allow_refused:
+            problems += [f"refused {r.method} {r.path}: {why}" for r, why in self.refused]
         if self.replies:
             problems.append(f"{len(self.replies)} scripted repl(ies) were never requested")
         if self.unexpected:
@@ -136,6 +312,22 @@ class FakeTransport(httpx2.BaseTransport):
             headers={k.lower(): v for k, v in request.headers.items()},
             body=body,
         )
+        try:
+            parsed = json.loads(body) if body else None
+        except json.JSONDecodeError:
+            parsed = None
+        refusal = request_refusal(recorded.method, recorded.path, parsed)
+        if refusal is not None:
+            self.requests.append(recorded)
+            self.refused.append((recorded, refusal))
+            return httpx2.Response(
+                400,
+                headers={"request-id": f"req_fake_{next(_ids)}"},
+                json={
+                    "type": "error",
+                    "error": {"type": "invalid_request_error", "message": refusal},
+                },
+            )
         if not self.replies and self.handler is None:
             self.unexpected.append(recorded)
             raise httpx2.ConnectError("FakeTransport: no scripted reply left", request=request)

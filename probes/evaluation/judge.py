@@ -36,13 +36,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from probes.llm import (
     JSONExtractionError,
     LLMUsage,
+    cacheable,
     call_with_retries,
     default_client,
     describe_api_error,
     extract_json_object,
     is_retryable,
+    output_room,
     response_text,
     single_layer,
+    traits_of,
     usage_of,
 )
 from probes.redaction import client_secrets
@@ -500,25 +503,28 @@ class LLMJudge:
     ) -> dict[str, Any]:
         """The Messages API parameters of one judgement (also used for batch requests)."""
         cfg = self.config
+        system: dict[str, Any] = {"type": "text", "text": self.system_prompt()}
+        if cacheable(system["text"], cfg.model):
+            # Only a rubric long enough for the model's cache minimum is marked: a shorter
+            # prefix is never cached, so marking it would only claim a cache there is not.
+            system["cache_control"] = {"type": "ephemeral"}
         params: dict[str, Any] = {
             "model": cfg.model,
-            "max_tokens": cfg.max_tokens,
-            "system": [
-                {
-                    "type": "text",
-                    "text": self.system_prompt(),
-                    "cache_control": {"type": "ephemeral"},
-                }
-            ],
+            # Room for thinking beside the reply on models that think by default.
+            "max_tokens": output_room(cfg.model, cfg.max_tokens),
+            "system": [system],
             "messages": [
                 {"role": "user", "content": self.user_message(prompt, answer)},
                 *extra_messages,
             ],
         }
+        output: dict[str, Any] = {}
         if self._structured:
-            params["output_config"] = {
-                "format": {"type": "json_schema", "schema": self.output_schema()}
-            }
+            output["format"] = {"type": "json_schema", "schema": self.output_schema()}
+        if traits_of(cfg.model).effort:
+            output["effort"] = "low"  # scoring against a rubric needs little deliberation
+        if output:
+            params["output_config"] = output
         return params
 
     def _create(self, params: dict[str, Any]) -> Any:
