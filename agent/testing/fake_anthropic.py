@@ -23,7 +23,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "error_reply",
     "fake_client",
     "message",
+    "serve",
     "text_message",
     "tool_use_message",
 ]
@@ -351,6 +353,60 @@ class FakeTransport(httpx2.BaseTransport):
             headers.setdefault("content-type", "text/plain")
             return httpx2.Response(reply.status, headers=headers, content=reply.text.encode())
         return httpx2.Response(reply.status, headers=headers, json=reply.json)
+
+
+@contextmanager
+def serve(transport: FakeTransport) -> Iterator[str]:
+    """The fake API over real HTTP on loopback (127.0.0.1, a free port), for a whole process
+    under test: yields the base URL to export as ANTHROPIC_BASE_URL. Requests are answered by
+    `transport` one at a time; its scripted timeouts and connection failures close the
+    connection without an answer."""
+    import http.server
+    import threading
+
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            body = self.rfile.read(length) if length else b""
+            request = httpx2.Request(
+                self.command,
+                f"http://127.0.0.1{self.path}",
+                headers=dict(self.headers.items()),
+                content=body,
+            )
+            try:
+                with lock:
+                    response = transport.handle_request(request)
+            except (httpx2.TimeoutException, httpx2.ConnectError):
+                self.close_connection = True
+                return
+            content = response.read()
+            self.send_response(response.status_code)
+            for name, value in response.headers.items():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
+            self.send_header("content-length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+
+        do_GET = do_POST = do_DELETE = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the test reads transport.requests, not a log
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def fake_client(
