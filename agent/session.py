@@ -941,7 +941,7 @@ class ResearchSession:
         if text:
             self.store.update_session(self.id, narrative=text)
         usage = self.policy.narrative_usage
-        if usage is not None and float(getattr(usage, "cost_usd", 0.0)):
+        if usage is not None and usage.cost_usd:
             self.store.add_decision(
                 DecisionRow(
                     session_id=self.id,
@@ -952,8 +952,8 @@ class ResearchSession:
                     accepted=True,
                     input_tokens=usage.input_tokens,
                     output_tokens=usage.output_tokens,
-                    cache_read_tokens=getattr(usage, "cache_read_tokens", 0),
-                    cache_write_tokens=getattr(usage, "cache_write_tokens", 0),
+                    cache_read_tokens=usage.cache_read_tokens,
+                    cache_write_tokens=usage.cache_write_tokens,
                     cost_usd=usage.cost_usd,
                 )
             )

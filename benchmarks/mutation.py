@@ -47,6 +47,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
             "tests/test_budget_properties.py",
             "tests/test_power_gate.py",
             "tests/test_session_edges.py",
+            "tests/test_preflight.py",
         ],
     ),
     "store": (

@@ -973,3 +973,71 @@ def test_the_power_gate_stops_with_every_reason_and_fix_and_force_goes_on_warned
         "verdicts on what "
         "it cannot resolve will mostly read inconclusive"
     ) in events(store, second.id, "warning")
+
+
+# ---- mutation survivors: what a row and a decision hold ----------------------------------------
+
+
+def test_the_one_confirmation_a_small_budget_affords_is_run(tmp_path: Path) -> None:
+    """Budget 5 with 3 baseline seeds affords (5 - 3) // 2 = 1 confirmation, which gets the
+    whole session alpha: the candidate must be confirmed, not left a candidate."""
+    ws = make_workspace(tmp_path / "ws")
+    session, store, trainer, _ = session_run(
+        ws, [probe(learning_rate=0.002)], budget=BudgetSpec(runs=5)
+    )
+    row = store.get_session(session.id)
+    assert row is not None and row.power is not None and row.power["max_confirmations"] == 1
+    assert [s.kind.value for s in trainer.calls] == ["baseline"] * 3 + ["probe", "confirm"]
+    assert [p.status for p in store.probes(session.id)][3:] == ["candidate", "keep"]
+
+
+def test_a_session_created_without_force_is_not_forced(tmp_path: Path) -> None:
+    import sqlite3
+
+    ws = make_workspace(tmp_path / "ws")
+    store = Store(ws)
+    policy = Scripted([])
+    session = ResearchSession.create(
+        store,
+        load_campaign(ws / "search_space.yaml"),
+        BudgetSpec(runs=4),
+        policy_name="scripted",
+        executor=World(),
+        policy=policy,
+        fallback=policy,
+    )
+    db = sqlite3.connect(ws / "runs" / "autoresearch.db")
+    try:
+        (forced,) = db.execute("select forced from sessions where id = ?", (session.id,)).fetchone()
+    finally:
+        db.close()
+    assert forced == 0
+
+
+def test_decisions_of_a_policy_that_spends_nothing_record_zero_tokens(tmp_path: Path) -> None:
+    import sqlite3
+
+    ws = make_workspace(tmp_path / "ws")
+    unpriced: Step = lambda ctx: Proposal(  # noqa: E731 (a step, like probe()'s)
+        Action.PROBE, lane="hyperparameters", changes={"lora_r": 8}, hypothesis="r 8"
+    )
+    session, _, _, _ = session_run(ws, [unpriced], budget=BudgetSpec(runs=4))
+    db = sqlite3.connect(ws / "runs" / "autoresearch.db")
+    try:
+        rows = db.execute(
+            "select input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, cost_usd "
+            "from decisions where session_id = ?",
+            (session.id,),
+        ).fetchall()
+    finally:
+        db.close()
+    assert rows and all(r == (0, 0, 0, 0, 0.0) for r in rows)
+
+
+def test_a_reused_baseline_row_says_when_it_was_taken_over(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    session_run(ws, [], budget=BudgetSpec(runs=4))
+    second, store, _, _ = session_run(ws, [probe(lora_r=8)], budget=BudgetSpec(runs=1))
+    reused = [p for p in store.probes(second.id) if p.reused_from]
+    assert len(reused) == 3
+    assert all(p.started_at is not None and p.finished_at is not None for p in reused)

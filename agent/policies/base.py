@@ -127,10 +127,11 @@ class Policy(ABC):
 
     def narrative(self, report_data: dict[str, Any]) -> str | None:
         """Optional prose for the session report (LLM policies). Its cost, if any, is in
-        `narrative_usage` (an object with input/output tokens and cost_usd)."""
+        `narrative_usage`."""
         return None
 
-    narrative_usage: Any = None
+    narrative_usage: Usage | None = None
+    """What the narrative cost (LLM policies); None when it cost nothing."""
 
     def notices(self) -> list[str]:
         """Things to say once in the session's log (e.g. the policy went offline); the loop

@@ -735,7 +735,7 @@ class ClaudePolicy(Policy):
         text, usage = self._text_call(
             prompt, max_tokens=self.narrative_max_tokens, try_offline=True
         )
-        self.narrative_usage = self.narrative_usage + usage
+        self.narrative_usage = (self.narrative_usage or LLMUsage()) + usage
         return redact(text, self._secrets) if text else None
 
     # -- introspection (tests, status) ------------------------------------------------------------
