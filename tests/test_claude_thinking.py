@@ -53,9 +53,13 @@ def test_a_reply_cut_at_max_tokens_is_asked_again_with_twice_the_room(tmp_path: 
     assert second["max_tokens"] == 2 * 2048 + THINKING_ROOM
     # The cut reply is not part of the conversation (it held no answer) ...
     assert second["messages"] == first["messages"]
-    # ... but its tokens were billed, so they are counted.
+    # ... but its tokens were billed, so they are counted, and the session log says so.
     assert proposal.usage is not None
     assert proposal.usage.output_tokens == 2048 + THINKING_ROOM + 150
+    assert policy.notices() == [
+        f"Claude's reply was cut at max_tokens ({2048 + THINKING_ROOM} tokens written) before "
+        "an answer; asked again once with twice the room"
+    ]
 
 
 def test_cut_twice_is_a_fallback_that_says_why_never_an_empty_proposal(tmp_path: Path) -> None:

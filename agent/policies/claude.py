@@ -414,11 +414,12 @@ class ClaudePolicy(Policy):
         reply = self._call(messages, **kw)
         usage = self._account(reply)
         if getattr(reply, "stop_reason", None) == "max_tokens" and not _usable(reply):
-            log.warning(
-                "claude policy: the reply was cut at max_tokens (%d) before an answer; "
-                "trying once with twice the room",
-                kw["max_tokens"],
+            notice = (
+                f"Claude's reply was cut at max_tokens ({reply.usage.output_tokens} tokens "
+                f"written) before an answer; asked again once with twice the room"
             )
+            log.warning("claude policy: %s", notice)
+            self._notices.append(notice)
             kw = {**kw, "max_tokens": kw["max_tokens"] * 2}
             reply = self._call(messages, **kw)
             usage = usage + self._account(reply)
