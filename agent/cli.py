@@ -201,7 +201,7 @@ def check(workspace: Workspace = Path(".")) -> None:
         trainer = build_trainer(campaign)
     except SessionError as exc:
         _fail(str(exc))
-    report = preflight(campaign, trainer)
+    report = preflight(campaign, trainer, here=False)
     table = Table(title="eval prompts per category")
     table.add_column("category")
     table.add_column("role")
@@ -210,6 +210,8 @@ def check(workspace: Workspace = Path(".")) -> None:
     for category in sorted(set(report.counts) | set(roles)):
         table.add_row(category, roles.get(category, "—"), str(report.counts.get(category, 0)))
     console.print(table)
+    for note in trainer.notes() if trainer is not None else []:
+        console.print(styled(("note:", "cyan"), f" {note}"))
     for warning in report.warnings:
         console.print(styled(("warning:", "yellow"), f" {warning}"))
     if not report.ok:
@@ -576,12 +578,28 @@ def show(
         console.print(styled("verdict: ", (row.status or "", "bold"), f" — {v['reason']}"))
     if row.error:
         console.print(styled(("error:", "red"), f" {row.error}"))
+    memory = _memory_line(row.metrics or {})
+    if memory:
+        console.print(memory)
     if row.spec:
         console.print("config:")
         console.print_json(json.dumps(row.spec["params"]))
     if row.log_tail:
         console.print("log tail:")
         console.print(row.log_tail, markup=False, highlight=False)
+
+
+def _memory_line(metrics: dict[str, Any]) -> str | None:
+    """Estimated vs measured peak memory of a training, when the trainer recorded them."""
+    estimate, peak = metrics.get("estimated_memory_gib"), metrics.get("peak_memory_gib")
+    if not isinstance(peak, (int, float)):
+        return None
+    line = f"memory: peak {peak:.2f} GiB"
+    if isinstance(estimate, (int, float)):
+        line += f", estimated {estimate:.2f} GiB"
+        if peak:
+            line += f" ({estimate / peak:.2f}x the peak)"
+    return line
 
 
 @app.command()

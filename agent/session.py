@@ -123,11 +123,13 @@ def preflight(
     budget: BudgetSpec | None = None,
     *,
     reusable_baselines: int = 0,
+    here: bool = True,
 ) -> PreflightReport:
     """Check that a session can produce meaningful verdicts before spending anything.
 
     `reusable_baselines`: baseline seeds an earlier session already trained identically
-    (they cost no budget)."""
+    (they cost no budget). `here`: this machine will train (`start`), so its problems (no GPU,
+    too little memory) are problems; `check` passes False and gets them as warnings."""
     report = PreflightReport()
     prompts_path = campaign.resolve(campaign.eval.prompts)
     try:
@@ -161,6 +163,11 @@ def preflight(
             )
     if trainer is not None:
         report.problems.extend(trainer.preflight())
+        machine = trainer.machine_problems()
+        if here:
+            report.problems.extend(machine)
+        else:
+            report.warnings.extend(f"on this machine: {m}" for m in machine)
     judge = campaign.eval.judge_config() if campaign.trainer.kind == "trl" else None
     if judge is not None:
         if not os.environ.get("ANTHROPIC_API_KEY"):

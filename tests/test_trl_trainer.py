@@ -52,10 +52,11 @@ CHAT_TEMPLATE = (
 )
 
 
-def build_tiny_model(folder: Path, *, chat: bool) -> Path:
-    import torch
+def build_tiny_tokenizer(folder: Path, *, chat: bool) -> int:
+    """A word-level tokenizer of WORDS (with a chat template when `chat`) saved in `folder`;
+    returns its vocabulary size."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     specials = ["<pad>", "<unk>", "<s>", "</s>", "<|user|>", "<|assistant|>", "<|system|>"]
     vocab = {t: i for i, t in enumerate([*specials, *WORDS])}
@@ -72,9 +73,17 @@ def build_tiny_model(folder: Path, *, chat: bool) -> Path:
         chat_template=CHAT_TEMPLATE if chat else None,
     )
     tokenizer.save_pretrained(folder)
+    return len(vocab)
+
+
+def build_tiny_model(folder: Path, *, chat: bool) -> Path:
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    vocab_size = build_tiny_tokenizer(folder, chat=chat)
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(vocab),
+        vocab_size=vocab_size,
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,

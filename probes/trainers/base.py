@@ -21,3 +21,13 @@ class Trainer(ABC):
     def preflight(self) -> list[str]:
         """Problems that stop any probe from running (missing executable, model, data)."""
         return []
+
+    def machine_problems(self) -> list[str]:
+        """Problems of this machine rather than of the campaign (no GPU where one is needed,
+        too little memory): `start` refuses them; `check` shows them as warnings, so a campaign
+        meant for a GPU machine can be checked on a laptop."""
+        return []
+
+    def notes(self) -> list[str]:
+        """Facts `check` shows (e.g. the memory a probe needs)."""
+        return []

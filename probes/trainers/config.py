@@ -101,6 +101,31 @@ class TrlTrainerConfig(_Strict):
     """Steps between two entries of the loss curve (train_history.jsonl)."""
     threads: int | None = Field(default=None, gt=0)
     """CPU threads for torch in the worker; default one per 10M parameters, up to all cores."""
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Precision of the base weights and of training: `auto` is bf16 on a GPU that supports
+    it (fp16 on one that does not) and fp32 on the CPU. fp16 needs a GPU."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: far less memory, about 30% more time."""
+    attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2"] = "auto"
+    """Attention kernel: `auto` is flash_attention_2 on a GPU where the flash-attn package is
+    installed, else sdpa."""
+    optim: str = "adamw_torch"
+    """The transformers optimizer name, e.g. `adamw_torch`, `adamw_bnb_8bit` (bitsandbytes)."""
+    load_in_4bit: bool = False
+    """QLoRA: the base in 4-bit NF4 through bitsandbytes (a GPU and `pip install
+    bitsandbytes`), the LoRA adapters in the compute precision."""
+    load_in_8bit: bool = False
+    """The base in 8-bit through bitsandbytes."""
+    device_map: Literal["single", "auto"] = "single"
+    """`single`: the whole model on one device (one GPU per probe); `auto`: shard a model larger
+    than one GPU over every visible GPU (accelerate)."""
+
+    @field_validator("load_in_8bit")
+    @classmethod
+    def _one_quantization(cls, value: bool, info: Any) -> bool:
+        if value and info.data.get("load_in_4bit"):
+            raise ValueError("load_in_4bit and load_in_8bit are both set: choose one")
+        return value
 
 
 TrainerConfig = Annotated[CommandTrainerConfig | TrlTrainerConfig, Field(discriminator="kind")]

@@ -39,6 +39,15 @@ from probes.spec import ProbeResult, ProbeSpec
 from probes.trainers.base import Trainer
 from probes.trainers.command import run_probe_process
 from probes.trainers.config import TrlTrainerConfig
+from probes.trainers.memory import (
+    GIB,
+    MemoryEstimate,
+    MemorySettings,
+    ModelShape,
+    estimate_memory,
+    memory_note,
+    what_fits,
+)
 
 if TYPE_CHECKING:
     from agent.campaign import Campaign
@@ -208,6 +217,150 @@ def parse_recipe(params: dict[str, Any], *, sources: list[str] | None = None) ->
     return TrainingRecipe(**values, data=data, passthrough=passthrough)
 
 
+@dataclass(frozen=True)
+class Machine:
+    """What this machine offers the trl trainer (`Machine.detect()`; tests build their own)."""
+
+    cuda: bool
+    gpu_count: int = 0
+    gpu_memory: float = 0.0
+    """Bytes of the first GPU."""
+    bf16: bool = False
+    """The GPU computes in bf16."""
+    ram: float = 0.0
+    """Bytes of system memory."""
+    bitsandbytes: bool = False
+    flash_attn: bool = False
+
+    @classmethod
+    def detect(cls) -> Machine:
+        import torch
+
+        ram = float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        has = {n: importlib.util.find_spec(n) is not None for n in ("bitsandbytes", "flash_attn")}
+        if not torch.cuda.is_available():
+            return cls(cuda=False, ram=ram, bitsandbytes=has["bitsandbytes"])
+        return cls(
+            cuda=True,
+            gpu_count=torch.cuda.device_count(),
+            gpu_memory=float(torch.cuda.get_device_properties(0).total_memory),
+            bf16=bool(torch.cuda.is_bf16_supported()),
+            ram=ram,
+            bitsandbytes=has["bitsandbytes"],
+            flash_attn=has["flash_attn"],
+        )
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The trl trainer's device and memory settings, resolved for one machine."""
+
+    device: str
+    dtype: str
+    attn_implementation: str
+    quantization: str | None
+    gradient_checkpointing: bool
+    optim: str
+    device_map: str
+    problems: tuple[str, ...] = ()
+    """Settings the campaign combines wrongly whatever the machine."""
+    machine_problems: tuple[str, ...] = ()
+    """Settings this machine cannot honour (no GPU, no bitsandbytes, no bf16)."""
+
+    def settings(self) -> dict[str, Any]:
+        """What the worker reads (`spec.trainer`)."""
+        return {
+            "device": self.device,
+            "dtype": self.dtype,
+            "attn_implementation": self.attn_implementation,
+            "quantization": self.quantization,
+            "gradient_checkpointing": self.gradient_checkpointing,
+            "optim": self.optim,
+            "device_map": self.device_map,
+        }
+
+
+def known_optimizers() -> list[str]:
+    """The optimizer names transformers accepts (`TrainingArguments.optim`)."""
+    from transformers.training_args import OptimizerNames
+
+    return [o.value for o in OptimizerNames]
+
+
+def resolve_precision(config: TrlTrainerConfig, machine: Machine) -> Precision:
+    """`auto` settings made concrete for `machine`, and what cannot work: device auto is cuda
+    when a GPU is visible; dtype auto is bf16 on a GPU with bf16, fp16 on one without, fp32 on
+    the CPU; attention auto is flash_attention_2 where flash-attn is installed on a GPU, else
+    sdpa."""
+    problems: list[str] = []
+    machine_problems: list[str] = []
+    device = config.device if config.device != "auto" else ("cuda" if machine.cuda else "cpu")
+    # On a CPU the campaign asked for explicitly, a GPU-only setting is the campaign's error;
+    # on one `auto` fell back to, it is this machine's (a GPU machine would run it).
+    cpu_issue = problems if config.device == "cpu" else machine_problems
+    if config.device == "cuda" and not machine.cuda:
+        machine_problems.append("trainer.device cuda: no CUDA GPU is visible on this machine")
+    dtype = config.dtype
+    if dtype == "auto":
+        dtype = ("bf16" if machine.bf16 else "fp16") if device == "cuda" else "fp32"
+    quantization = "4bit" if config.load_in_4bit else "8bit" if config.load_in_8bit else None
+    attn = config.attn_implementation
+    if attn == "auto":
+        attn = "flash_attention_2" if device == "cuda" and machine.flash_attn else "sdpa"
+    if device == "cpu":
+        if dtype == "fp16":
+            cpu_issue.append(
+                "trainer.dtype fp16 needs a CUDA GPU (fp16 mixed precision does not train on "
+                "the CPU); use bf16 or fp32"
+            )
+        if quantization:
+            cpu_issue.append(
+                f"trainer.load_in_{quantization}: bitsandbytes quantization needs a CUDA GPU"
+            )
+        if attn == "flash_attention_2":
+            cpu_issue.append("trainer.attn_implementation flash_attention_2 needs a CUDA GPU")
+        if config.device_map == "auto":
+            cpu_issue.append("trainer.device_map auto shards a model over GPUs; there are none")
+    elif machine.cuda:
+        if config.dtype == "bf16" and not machine.bf16:
+            machine_problems.append("trainer.dtype bf16: this GPU has no bf16; use fp16")
+        if config.attn_implementation == "flash_attention_2" and not machine.flash_attn:
+            machine_problems.append(
+                "trainer.attn_implementation flash_attention_2 needs the flash-attn package "
+                "(pip install flash-attn)"
+            )
+    if quantization and dtype == "fp32":
+        problems.append(
+            f"trainer.load_in_{quantization} with dtype fp32: quantized training computes in "
+            "bf16 or fp16; set trainer.dtype"
+        )
+    needs_bnb = [f"load_in_{quantization}"] if quantization else []
+    if "bnb" in config.optim or "8bit" in config.optim:
+        needs_bnb.append(f"optim {config.optim}")
+    if needs_bnb and not machine.bitsandbytes:
+        machine_problems.append(
+            f"trainer.{needs_bnb[0]} needs bitsandbytes (pip install bitsandbytes)"
+        )
+    names = known_optimizers()
+    if config.optim not in names:
+        close = difflib.get_close_matches(config.optim, names, n=1)
+        problems.append(
+            f"trainer.optim {config.optim!r} is not a transformers optimizer"
+            + (f"; did you mean {close[0]!r}?" if close else f" (e.g. {', '.join(names[:4])})")
+        )
+    return Precision(
+        device=device,
+        dtype=dtype,
+        attn_implementation=attn,
+        quantization=quantization,
+        gradient_checkpointing=config.gradient_checkpointing,
+        optim=config.optim,
+        device_map=config.device_map,
+        problems=tuple(problems),
+        machine_problems=tuple(machine_problems),
+    )
+
+
 def objective_kind(objective: str) -> str:
     """The source kind an objective trains on."""
     return "sft" if objective == "sft" else "preference"
@@ -226,10 +379,96 @@ class TrlTrainer(Trainer):
     without them still runs.
     """
 
-    def __init__(self, config: TrlTrainerConfig, campaign: Campaign):
+    def __init__(
+        self, config: TrlTrainerConfig, campaign: Campaign, *, machine: Machine | None = None
+    ):
         self.config = config
         self.campaign = campaign
         self._model_path: Path | None = None
+        self._machine = machine
+
+    @property
+    def machine(self) -> Machine:
+        """This machine (detected once, on first use: it imports torch)."""
+        if self._machine is None:
+            self._machine = Machine.detect()
+        return self._machine
+
+    @property
+    def precision(self) -> Precision:
+        return resolve_precision(self.config, self.machine)
+
+    def memory(self) -> tuple[MemoryEstimate, ModelShape, MemorySettings] | None:
+        """The estimated peak memory of a probe of the recipe, or None when the model's
+        config.json cannot be read yet (the demo model before its first build)."""
+        if self.config.model == "demo":
+            return None
+        try:
+            config = json.loads(
+                (self.campaign.resolve(self.config.model) / "config.json").read_text("utf-8")
+            )
+            shape = ModelShape.from_config(config)
+            recipe = parse_recipe(dict(self.campaign.recipe))
+        except (OSError, ValueError):
+            return None
+        precision = self.precision
+        settings = MemorySettings(
+            precision=precision.dtype,
+            quantization=precision.quantization,
+            lora_r=recipe.lora_r,
+            lora_targets=recipe.lora_target_modules,
+            batch=recipe.per_device_train_batch_size,
+            max_length=recipe.max_length,
+            gradient_checkpointing=precision.gradient_checkpointing,
+            optim=precision.optim,
+            preference=self.config.objective != "sft",
+        )
+        return estimate_memory(shape, settings), shape, settings
+
+    def machine_problems(self) -> list[str]:
+        """The precision settings this machine cannot honour, and a probe that would not fit
+        its memory (with the settings that would make it fit)."""
+        precision = self.precision
+        problems = list(precision.machine_problems)
+        found = self.memory()
+        if found is None or problems:
+            return problems
+        estimate, shape, settings = found
+        machine = self.machine
+        if precision.device == "cuda":
+            gpus = machine.gpu_count if precision.device_map == "auto" else 1
+            capacity, where = (
+                machine.gpu_memory * gpus,
+                f"{gpus} GPU(s) of {machine.gpu_memory / GIB:.0f} GiB",
+            )
+        else:
+            capacity = machine.ram
+            where = f"{machine.ram / GIB:.0f} GiB of RAM"
+        if capacity and estimate.total > capacity:
+            fits = what_fits(shape, settings, capacity)
+            advice = (
+                "set " + ", ".join(fits[0]) + f" ({fits[1].gib():.1f} GiB)"
+                if fits
+                else "no setting makes it fit: a GPU with more memory, or device_map auto "
+                "over several"
+            )
+            problems.append(
+                f"memory: a probe needs about {estimate.gib():.1f} GiB ({estimate.breakdown()}) "
+                f"and this machine has {where}; {advice}"
+            )
+        return problems
+
+    def notes(self) -> list[str]:
+        found = self.memory()
+        if found is None:
+            return []
+        _, shape, settings = found
+        return [
+            f"memory ({settings.precision}"
+            + (f", {settings.quantization}" if settings.quantization else "")
+            + (", gradient checkpointing" if settings.gradient_checkpointing else "")
+            + f"): {memory_note(shape, settings)}"
+        ]
 
     @property
     def argv(self) -> list[str]:
@@ -270,15 +509,15 @@ class TrlTrainer(Trainer):
             "higher_is_better": campaign.objective.higher_is_better,
             "checkpoint_every": campaign.probe.checkpoint_every,
             "report_to": list(self.config.report_to),
-            "device": self.config.device,
             "logging_steps": self.config.logging_steps,
             "threads": self.config.threads,
             "extra": dict(self.config.extra),
+            **self.precision.settings(),
         }
 
     def preflight(self) -> list[str]:
         """Problems that stop every probe: model folder, manifest, data kinds, recipe keys."""
-        problems: list[str] = []
+        problems: list[str] = list(self.precision.problems)
         if self.config.model == "demo":
             if importlib.util.find_spec("probes.demo.base_model") is None:
                 problems.append("trainer.model: 'demo' needs probes.demo.base_model (missing)")

@@ -73,6 +73,10 @@ class TrainOutcome:
     resumed_from_step: int
     dataset: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
+    peak_memory_gib: float = math.nan
+    """Measured: GPU memory allocated at the peak, or the process's peak RSS on the CPU."""
+    estimated_memory_gib: float = math.nan
+    """The memory preflight's estimate for this probe (probes/trainers/memory.py)."""
 
     def metrics(self) -> dict[str, float]:
         losses = [h["loss"] for h in self.history if isinstance(h.get("loss"), (int, float))]
@@ -83,6 +87,8 @@ class TrainOutcome:
             "resumed_from_step": float(self.resumed_from_step),
             "train_examples": float(self.dataset["num_examples"]),
             "unique_examples": float(self.dataset["unique_examples"]),
+            "peak_memory_gib": self.peak_memory_gib,
+            "estimated_memory_gib": self.estimated_memory_gib,
         }
         if losses:
             out["final_loss"] = float(losses[-1])
@@ -269,9 +275,12 @@ def training_args(spec: ProbeSpec, recipe: TrainingRecipe, config_cls: type, dev
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         "train_sampling_strategy": "sequential",  # the curriculum decided the order
-        "activation_checkpointing": False,  # transformers 5's name of gradient_checkpointing
-        "bf16": False,
-        "fp16": False,
+        # transformers 5's name of gradient_checkpointing; non-reentrant, as PEFT needs.
+        "activation_checkpointing": bool(settings.get("gradient_checkpointing")),
+        "activation_checkpointing_kwargs": {"use_reentrant": False},
+        "bf16": settings.get("dtype") == "bf16",
+        "fp16": settings.get("dtype") == "fp16",
+        "optim": settings.get("optim") or "adamw_torch",
         "use_cpu": device == "cpu",
         "save_only_model": False,
     }
@@ -294,7 +303,8 @@ def training_args(spec: ProbeSpec, recipe: TrainingRecipe, config_cls: type, dev
             )
     kwargs.update(extra)
     if "activation_checkpointing" not in known:  # transformers 4
-        kwargs["gradient_checkpointing"] = False
+        kwargs["gradient_checkpointing"] = bool(settings.get("gradient_checkpointing"))
+        kwargs["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
     return config_cls(**kwargs)
 
 
@@ -325,26 +335,121 @@ def quiet_libraries() -> None:
     transformers.utils.logging.set_verbosity_warning()
 
 
-def load_model_and_tokenizer(model_path: Path, device: str) -> tuple[Any, Any]:
+TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def load_model_and_tokenizer(
+    model_path: Path, device: str, settings: dict[str, Any] | None = None
+) -> tuple[Any, Any]:
+    """The base model and tokenizer as `settings` (the trainer's resolved precision) say:
+    dtype, attention kernel, 4-/8-bit quantization through bitsandbytes (QLoRA), and either
+    the whole model on `device` or (`device_map: auto`) sharded over the visible GPUs."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    settings = settings or {}
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    model.to(device)  # type: ignore[arg-type]
+    dtype = getattr(torch, TORCH_DTYPES[settings.get("dtype") or "fp32"])
+    kwargs: dict[str, Any] = {
+        "dtype": dtype,
+        "attn_implementation": settings.get("attn_implementation") or "sdpa",
+    }
+    quantization = settings.get("quantization")
+    if quantization:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = (
+            BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=dtype,
+            )
+            if quantization == "4bit"
+            else BitsAndBytesConfig(load_in_8bit=True)
+        )
+    if settings.get("device_map") == "auto":
+        kwargs["device_map"] = "auto"
+    elif quantization:
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
+    model = AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+    if "device_map" not in kwargs:
+        model.to(device)  # type: ignore[arg-type]
+    if quantization:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=bool(settings.get("gradient_checkpointing"))
+        )
     return model, tokenizer
 
 
-def lora_config(recipe: TrainingRecipe) -> Any:
+def estimated_memory_gib(
+    model_path: Path, settings: dict[str, Any], recipe: TrainingRecipe
+) -> float:
+    """The memory estimate of this probe (NaN when the model's config cannot be read)."""
+    from probes.trainers.memory import MemorySettings, ModelShape, estimate_memory
+
+    try:
+        config = json.loads((model_path / "config.json").read_text(encoding="utf-8"))
+        shape = ModelShape.from_config(config)
+    except (OSError, ValueError):
+        return math.nan
+    estimate = estimate_memory(
+        shape,
+        MemorySettings(
+            precision=settings.get("dtype") or "fp32",
+            quantization=settings.get("quantization"),
+            lora_r=recipe.lora_r,
+            lora_targets=recipe.lora_target_modules,
+            batch=recipe.per_device_train_batch_size,
+            max_length=recipe.max_length,
+            gradient_checkpointing=bool(settings.get("gradient_checkpointing")),
+            optim=settings.get("optim") or "adamw_torch",
+            preference=settings.get("objective", "sft") != "sft",
+        ),
+    )
+    return estimate.gib()
+
+
+def peak_memory_gib(device: str) -> float:
+    """The training's peak memory: allocated on the GPU (all of them), or the process's
+    resident set on the CPU (which includes the interpreter and libraries)."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        total = sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+        return total / 1024**3
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+TEXT_LINEAR = r"(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+"""The decoder's linear layers (every family here names them alike)."""
+
+
+def lora_targets(recipe: TrainingRecipe, model_config: Any) -> str | list[str]:
+    """The LoRA target modules: the recipe's, except that `all-linear` on a vision-language
+    checkpoint (Gemma 3's `gemma3`, which AutoModelForCausalLM loads whole) means the language
+    model's linear layers only: the vision tower is not trained on text and its adapters would
+    only cost memory."""
+    targets = recipe.lora_target_modules
+    if targets == "all-linear" and getattr(model_config, "vision_config", None) is not None:
+        return rf".*language_model.*\.{TEXT_LINEAR}"
+    return targets
+
+
+def lora_config(recipe: TrainingRecipe, model_config: Any = None) -> Any:
     from peft import LoraConfig
 
     return LoraConfig(
         r=recipe.lora_r,
         lora_alpha=cast(Any, recipe.lora_alpha),  # peft accepts a float alpha
         lora_dropout=recipe.lora_dropout,
-        target_modules=recipe.lora_target_modules,
+        target_modules=lora_targets(recipe, model_config),
         bias="none",
         task_type="CAUSAL_LM",
     )
@@ -377,7 +482,7 @@ def train_probe(spec: ProbeSpec, *, callbacks: Sequence[Any] = ()) -> TrainOutco
     device = resolve_device(settings.get("device", "auto"))
     config_cls, trainer_cls = _trainer_classes(objective)
     args = training_args(spec, recipe, config_cls, device)
-    model, tokenizer = load_model_and_tokenizer(Path(settings["model"]), device)
+    model, tokenizer = load_model_and_tokenizer(Path(settings["model"]), device, settings)
     torch.set_num_threads(cpu_threads(settings.get("threads"), model))
     rows = to_records(training_set.examples, objective, _tokenizer_has_chat_template(tokenizer))
     dataset = Dataset.from_list(rows)
@@ -387,7 +492,7 @@ def train_probe(spec: ProbeSpec, *, callbacks: Sequence[Any] = ()) -> TrainOutco
         args=args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=lora_config(recipe),
+        peft_config=lora_config(recipe, model.config),
         callbacks=[_skip_final_checkpoint(), *callbacks],
     )
     resume = None
@@ -408,6 +513,8 @@ def train_probe(spec: ProbeSpec, *, callbacks: Sequence[Any] = ()) -> TrainOutco
     adapter = out / "adapter"
     trainer.model.save_pretrained(str(adapter))
     return TrainOutcome(
+        peak_memory_gib=peak_memory_gib(device),
+        estimated_memory_gib=estimated_memory_gib(Path(settings["model"]), settings, recipe),
         adapter=adapter,
         global_step=int(trainer.state.global_step),
         train_loss=float(result.training_loss),
