@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -361,6 +362,22 @@ def resolve_precision(config: TrlTrainerConfig, machine: Machine) -> Precision:
     )
 
 
+def memory_settings(recipe: TrainingRecipe, settings: Mapping[str, Any]) -> MemorySettings:
+    """What the memory estimate of one probe reads: the recipe's sizes, and the resolved
+    precision settings (`Precision.settings()`, as the worker gets them, with `objective`)."""
+    return MemorySettings(
+        precision=settings.get("dtype") or "fp32",
+        quantization=settings.get("quantization"),
+        lora_r=recipe.lora_r,
+        lora_targets=recipe.lora_target_modules,
+        batch=recipe.per_device_train_batch_size,
+        max_length=recipe.max_length,
+        gradient_checkpointing=bool(settings.get("gradient_checkpointing")),
+        optim=settings.get("optim") or "adamw_torch",
+        preference=settings.get("objective", "sft") != "sft",
+    )
+
+
 def objective_kind(objective: str) -> str:
     """The source kind an objective trains on."""
     return "sft" if objective == "sft" else "preference"
@@ -411,17 +428,8 @@ class TrlTrainer(Trainer):
             recipe = parse_recipe(dict(self.campaign.recipe))
         except (OSError, ValueError):
             return None
-        precision = self.precision
-        settings = MemorySettings(
-            precision=precision.dtype,
-            quantization=precision.quantization,
-            lora_r=recipe.lora_r,
-            lora_targets=recipe.lora_target_modules,
-            batch=recipe.per_device_train_batch_size,
-            max_length=recipe.max_length,
-            gradient_checkpointing=precision.gradient_checkpointing,
-            optim=precision.optim,
-            preference=self.config.objective != "sft",
+        settings = memory_settings(
+            recipe, {**self.precision.settings(), "objective": self.config.objective}
         )
         return estimate_memory(shape, settings), shape, settings
 

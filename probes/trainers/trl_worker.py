@@ -390,28 +390,15 @@ def estimated_memory_gib(
     model_path: Path, settings: dict[str, Any], recipe: TrainingRecipe
 ) -> float:
     """The memory estimate of this probe (NaN when the model's config cannot be read)."""
-    from probes.trainers.memory import MemorySettings, ModelShape, estimate_memory
+    from probes.trainers.memory import ModelShape, estimate_memory
+    from probes.trainers.trl import memory_settings
 
     try:
         config = json.loads((model_path / "config.json").read_text(encoding="utf-8"))
         shape = ModelShape.from_config(config)
     except (OSError, ValueError):
         return math.nan
-    estimate = estimate_memory(
-        shape,
-        MemorySettings(
-            precision=settings.get("dtype") or "fp32",
-            quantization=settings.get("quantization"),
-            lora_r=recipe.lora_r,
-            lora_targets=recipe.lora_target_modules,
-            batch=recipe.per_device_train_batch_size,
-            max_length=recipe.max_length,
-            gradient_checkpointing=bool(settings.get("gradient_checkpointing")),
-            optim=settings.get("optim") or "adamw_torch",
-            preference=settings.get("objective", "sft") != "sft",
-        ),
-    )
-    return estimate.gib()
+    return estimate_memory(shape, memory_settings(recipe, settings)).gib()
 
 
 def peak_memory_gib(device: str) -> float:
