@@ -120,16 +120,19 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    root = tmp_path_factory.mktemp("pg")
-    data = root / "data"
+    import shutil
+    import tempfile
+
     as_user: list[str] = []
     if os.geteuid() == 0:  # postgres refuses to run as root
         as_user = ["runuser", "-u", "postgres", "--"]
+        # Not under pytest's basetemp: every pytest run (a concurrent one too) makes
+        # /tmp/pytest-of-root private again, which would lock the postgres user out.
+        root = Path(tempfile.mkdtemp(prefix="autoresearch-pg-"))
         os.chmod(root, 0o777)
-        for parent in root.parents:
-            if parent == Path("/"):
-                break
-            os.chmod(parent, os.stat(parent).st_mode | 0o011)
+    else:
+        root = tmp_path_factory.mktemp("pg")
+    data = root / "data"
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -150,3 +153,5 @@ def postgres_url(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
             [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
             capture_output=True,
         )
+        if as_user:
+            shutil.rmtree(root, ignore_errors=True)
