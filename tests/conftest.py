@@ -17,6 +17,26 @@ hypothesis_settings.register_profile(
 )
 
 TESTS = Path(__file__).parent
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Tests never write to the user's real cache (~/.cache/autoresearch): AUTORESEARCH_CACHE
+    points at a folder of this test run (the demo model is built there once per run). A
+    developer may reuse one across runs with AUTORESEARCH_TEST_CACHE=DIR."""
+    import os
+
+    before = os.environ.get("AUTORESEARCH_CACHE")
+    chosen = os.environ.get("AUTORESEARCH_TEST_CACHE") or str(tmp_path_factory.mktemp("cache"))
+    os.environ["AUTORESEARCH_CACHE"] = chosen
+    try:
+        yield Path(chosen)
+    finally:
+        if before is None:
+            os.environ.pop("AUTORESEARCH_CACHE", None)
+        else:
+            os.environ["AUTORESEARCH_CACHE"] = before
+
+
 FAKE_TRAINER = TESTS / "fake_trainer.py"
 
 CATEGORIES = {"facts": 24, "voice": 24, "offtask": 24}

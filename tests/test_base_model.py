@@ -130,3 +130,9 @@ def test_build_is_deterministic(tmp_path: Path, tiny_model: Path) -> None:
     assert (again / "model.safetensors").read_bytes() == (
         tiny_model / "model.safetensors"
     ).read_bytes()
+
+
+def test_the_test_run_never_uses_the_users_cache() -> None:
+    home_cache = Path.home() / ".cache" / "autoresearch"
+    assert bm.default_cache_dir().parent != home_cache
+    assert not str(bm.default_cache_dir()).startswith(str(home_cache))
