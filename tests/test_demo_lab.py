@@ -47,7 +47,12 @@ def _small(workspace: Path, *, steps: int = 40) -> None:
     path.write_text(yaml.safe_dump(campaign, sort_keys=False))
 
 
-def _check_session(workspace: Path, trainings: int, *, forced: bool = True) -> Store:
+TRL_FILES = ("adapter", "dataset.json", "scores.jsonl", "metrics.json", "config.json")
+
+
+def _check_session(
+    workspace: Path, trainings: int, *, forced: bool = True, files: tuple[str, ...] = TRL_FILES
+) -> Store:
     store = Store(workspace)
     session = store.latest_session()
     assert session is not None and session.status == "finished"
@@ -60,7 +65,7 @@ def _check_session(workspace: Path, trainings: int, *, forced: bool = True) -> S
     assert (workspace / "results.tsv").read_text() == store.render_tsv()
     for p in probes:
         run_dir = Path(p.run_dir or "")
-        for name in ("adapter", "dataset.json", "scores.jsonl", "metrics.json", "config.json"):
+        for name in files:
             assert (run_dir / name).exists(), (p.id, name)
     return store
 
@@ -70,10 +75,27 @@ def test_init_workspace_runs_its_example_command_trainer(tmp_path: Path) -> None
     workspace = tmp_path / "mine"
     result = runner.invoke(app, ["init", str(workspace)])
     assert result.exit_code == 0, result.output
+    # The example trainer is self-contained: a user reads it without autoresearch's code.
+    script = (workspace / "train_probe.py").read_text()
+    assert "import probes" not in script and "from probes" not in script
+    assert "import agent" not in script and "from agent" not in script
     _small(workspace, steps=20)
     result = runner.invoke(app, ["start", "--force", "--budget", "3", "-w", str(workspace)])
     assert result.exit_code == 0, result.output
-    _check_session(workspace, 3)
+    _check_session(workspace, 3, files=("scores.jsonl", "metrics.json", "config.json"))
+    # It reads the recipe keys it names and refuses any other.
+    path = workspace / "search_space.yaml"
+    campaign = yaml.safe_load(path.read_text())
+    campaign["recipe"]["lora_r"] = 8
+    path.write_text(yaml.safe_dump(campaign, sort_keys=False))
+    runner.invoke(app, ["start", "--new", "--force", "--budget", "3", "-w", str(workspace)])
+    store = Store(workspace)
+    session = store.latest_session()
+    assert session is not None
+    crashed = [p for p in store.probes(session.id) if p.status == "crash"]
+    assert crashed and "recipe key 'lora_r' is not one this trainer reads" in (
+        crashed[0].log_tail or ""
+    )
 
 
 @pytest.mark.slow
