@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import functools
 import json
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -210,7 +212,7 @@ def check(workspace: Workspace = Path(".")) -> None:
     for category in sorted(set(report.counts) | set(roles)):
         table.add_row(category, roles.get(category, "—"), str(report.counts.get(category, 0)))
     console.print(table)
-    for note in trainer.notes() if trainer is not None else []:
+    for note in getattr(trainer, "notes", list)():
         console.print(styled(("note:", "cyan"), f" {note}"))
     for warning in report.warnings:
         console.print(styled(("warning:", "yellow"), f" {warning}"))
@@ -379,7 +381,7 @@ class LiveDisplay:
 
         if self.table is None:
             self.table = (
-                results_table(self.store, self.session_id, last=20)
+                results_table(self.store, self.session_id, last=20, compact=True)
                 if self.store and self.session_id
                 else Table()
             )
@@ -395,22 +397,49 @@ class LiveDisplay:
         return self.table
 
 
-def results_table(store: Any, session_id: str, last: int | None = None) -> Table:
-    """The probes of a session with their verdicts (only the `last` ones when given)."""
+_ID_STAMP = re.compile(r"^probe-\d{8}-\d{6}-")
+
+
+def short_id(probe_id: str) -> str:
+    """A probe id without its `probe-YYYYMMDD-HHMMSS-` prefix (the same for a whole session)."""
+    return _ID_STAMP.sub("", probe_id)
+
+
+def results_table(
+    store: Any, session_id: str, last: int | None = None, *, compact: bool = False
+) -> Table:
+    """The probes of a session with their verdicts (only the `last` ones when given).
+    `compact` (the live display): fits an 80-column terminal, one line a probe: ids without
+    the session's time stamp (the full id is in `status` and `show`), no kind or seed column,
+    long cells cut with an ellipsis."""
     session = store.get_session(session_id)
     target = session.campaign["objective"]["target"] if session else "target"
-    table = Table(title=f"session {session_id}")
-    for col, justify in [
-        ("probe", "left"),
-        ("kind", "left"),
-        ("change", "left"),
-        ("seed", "right"),
-        (f"{target} Δ", "right"),
-        ("interval", "right"),
-        ("worst guard", "left"),
-        ("status", "left"),
-    ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table = Table(title=f"session {session_id}", box=box.SIMPLE_HEAD if compact else box.HEAVY_HEAD)
+    # (name, justify, compact width: > 0 the widest a cell may be (cut with an ellipsis),
+    # < 0 the width it always gets (numbers are never cut), 0 drops the column). 22 + 7 + 14 +
+    # 14 + 12 characters and 2 of padding a column: 79.
+    columns: list[tuple[str, str, int]] = [
+        ("probe", "left", 22),
+        ("kind", "left", 0),
+        ("change", "left", 0),  # the short id names the change
+        ("seed", "right", 0),
+        (f"{target} Δ", "right", -7),
+        ("interval", "right", -14),
+        ("worst guard", "left", 14),
+        ("status", "left", -12),
+    ]
+    dropped = {name for name, _, width in columns if compact and width == 0}
+    for col, justify, width in columns:
+        if col in dropped:
+            continue
+        table.add_column(
+            col,
+            justify=justify,  # type: ignore[arg-type]
+            max_width=abs(width) if compact else None,
+            min_width=-width if compact and width < 0 else None,
+            no_wrap=compact,
+            overflow="ellipsis" if compact and width > 0 else "fold",
+        )
     from agent.proposals import format_changes
 
     probes = store.probes(session_id)
@@ -432,16 +461,18 @@ def results_table(store: Any, session_id: str, last: int | None = None) -> Table
             "crash": "red",
             "inconclusive": "yellow",
         }.get(status, "")
-        table.add_row(
-            p.id,
-            p.kind,
-            format_changes(p.changes or {}),
-            str(p.seed),
-            "" if delta is None else f"{delta:+.2f}",
-            interval,
-            worst,
-            Text(status, style=style or ""),
-        )
+        cells = {
+            "probe": short_id(p.id) if compact else p.id,
+            "kind": p.kind,
+            "change": format_changes(p.changes or {}),
+            "seed": str(p.seed),
+            "delta": "" if delta is None else f"{delta:+.2f}",
+            "interval": interval,
+            "worst": worst,
+        }
+        names = {"delta": f"{target} Δ", "worst": "worst guard"}
+        row = [v for k, v in cells.items() if names.get(k, k) not in dropped]
+        table.add_row(*row, Text(status, style=style or ""))
     return table
 
 

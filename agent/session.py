@@ -163,7 +163,8 @@ def preflight(
             )
     if trainer is not None:
         report.problems.extend(trainer.preflight())
-        machine = trainer.machine_problems()
+        # (a trainer written against the older interface has no machine_problems)
+        machine = list(getattr(trainer, "machine_problems", list)())
         if here:
             report.problems.extend(machine)
         else:

@@ -392,15 +392,22 @@ def test_init_writes_a_workspace_that_checks(tmp_path: Path) -> None:
         assert (target / name).exists(), name
     code, out = cli("check", workspace=target)
     assert code == 0, out
-    # The template is the demo lab's campaign with a command trainer: keep them in step.
+    # The template's recipe is what its example trainer reads (keep them in step): every key
+    # is one train_probe.py names, or a weight of one of the data files it trains on.
+    import ast
+
     campaign = load_campaign(target / "search_space.yaml")
     root = yaml.safe_load((Path(__file__).parents[1] / "search_space.yaml").read_text())
     assert campaign.trainer.kind == "command"
-    assert campaign.model_dump(mode="json", include={"objective", "probe", "recipe", "lanes"}) == (
-        load_campaign(Path(__file__).parents[1] / "search_space.yaml").model_dump(
-            mode="json", include={"objective", "probe", "recipe", "lanes"}
-        )
+    script = ast.parse((target / "train_probe.py").read_text())
+    keys = next(
+        ast.literal_eval(node.value)
+        for node in script.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "KEYS"
     )
+    sources = {p.stem for p in (target / "data" / "sft").glob("*.jsonl")}
+    for key in campaign.recipe:
+        assert key in keys or key.removeprefix("weight_") in sources, key
     assert root["eval"]["prompts"] == "data/probe-prompts.jsonl"
     result = runner.invoke(app, ["init", str(target)])
     assert result.exit_code == 2 and "--force" in result.output
