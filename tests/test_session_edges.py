@@ -804,15 +804,18 @@ def test_a_wall_clock_budget_caps_each_training_and_stops_before_one_it_cannot_a
     ws = make_workspace(tmp_path / "ws")
     trainer = World(runtime=70.0, clock=clock)
     budget = BudgetSpec(seconds=300.0)
-    session, store, _, _ = session_run(ws, [probe(lora_r=8)] * 3, budget=budget, trainer=trainer)
+    script = [probe(lora_r=8), probe(lora_r=32), probe(learning_rate=0.002)]
+    session, store, _, _ = session_run(ws, script, budget=budget, trainer=trainer)
     # 300 s: the trainings' timeouts are the campaign's 60 s until less than that is left;
-    # after 4 trainings of 70 s (280 s) 20 s are left, less than the longest run: stop.
+    # after 4 trainings of 70 s (280 s) 20 s are left, less than the longest run: stop, with
+    # two proposals still in the script (the budget stops it, not the policy).
     assert [s.timeout_s for s in trainer.calls] == [60.0, 60.0, 60.0, 60.0]
     assert len(trainer.calls) == 4
     row = store.get_session(session.id)
     assert row is not None and row.status == "finished"
     assert row.seconds_used == pytest.approx(280.0)
     assert events(store, session.id, "session")[-1] == "finished: 4 trainings, 4m40s"
+    assert [p.changes for p in store.probes(session.id) if p.kind == "probe"] == [{"lora_r": 8}]
 
     clock2 = FakeClock()
     monkeypatch.setattr("agent.session.time", clock2)
@@ -988,7 +991,10 @@ def test_the_one_confirmation_a_small_budget_affords_is_run(tmp_path: Path) -> N
     row = store.get_session(session.id)
     assert row is not None and row.power is not None and row.power["max_confirmations"] == 1
     assert [s.kind.value for s in trainer.calls] == ["baseline"] * 3 + ["probe", "confirm"]
-    assert [p.status for p in store.probes(session.id)][3:] == ["candidate", "keep"]
+    probes = store.probes(session.id)
+    assert [p.status for p in probes][3:] == ["candidate", "keep"]
+    # Judged at the whole session alpha (not the 2.5% a second confirmation would leave).
+    assert probes[4].verdict is not None and "<= 0.05)" in probes[4].verdict["reason"]
 
 
 def test_a_session_created_without_force_is_not_forced(tmp_path: Path) -> None:
@@ -1041,3 +1047,68 @@ def test_a_reused_baseline_row_says_when_it_was_taken_over(tmp_path: Path) -> No
     reused = [p for p in store.probes(second.id) if p.reused_from]
     assert len(reused) == 3
     assert all(p.started_at is not None and p.finished_at is not None for p in reused)
+
+
+def test_a_probe_recorded_but_never_started_is_trained_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill between recording a probe and launching it leaves a pending row: resume trains
+    it (once, with its recorded seed), and charges it once."""
+    ws = make_workspace(tmp_path / "ws")
+    real_run = ResearchSession._run
+
+    def dies_before_the_probe(self: ResearchSession, row: ProbeRow) -> Any:
+        if row.kind == "probe":
+            raise Killed(row.id)
+        return real_run(self, row)
+
+    monkeypatch.setattr(ResearchSession, "_run", dies_before_the_probe)
+    with pytest.raises(Killed):
+        session_run(ws, [probe(lora_r=8)], budget=BudgetSpec(runs=4))
+    monkeypatch.setattr(ResearchSession, "_run", real_run)
+    store = Store(ws)
+    row = store.latest_session()
+    assert row is not None and row.status == "running"
+    pending = store.probes(row.id)[3]
+    assert (pending.kind, pending.state, pending.changes) == ("probe", "pending", {"lora_r": 8})
+
+    trainer, policy = World(), Scripted([])
+    with WorkspaceLock(ws / "runs"):
+        open_session(ws, budget=None, resume=True, trainer=trainer, policies=(policy, policy)).run()
+    assert [(s.probe_id, s.seed) for s in trainer.calls] == [(pending.id, pending.seed)]
+    store = Store(ws)
+    assert store.probes(row.id)[3].state == "finished"
+    assert store.runs_used(row.id) == 4
+
+
+def test_a_stray_byte_in_the_brief_never_stops_the_night(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    (ws / "program.md").write_bytes(b"Focus on facts.\n\xff\xfe broken bytes\n")
+    seen: list[str | None] = []
+
+    def look(ctx: PolicyContext) -> Proposal:
+        seen.append(ctx.brief)
+        return probe(lora_r=8)(ctx)
+
+    session, store, _, _ = session_run(ws, [look], budget=BudgetSpec(runs=4))
+    assert store.get_session(session.id).status == "finished"  # type: ignore[union-attr]
+    assert seen and seen[0] is not None and seen[0].startswith("Focus on facts.\n\ufffd")
+
+
+def test_pooled_noise_counts_critical_failures_by_the_campaigns_rule(tmp_path: Path) -> None:
+    """With replicated configurations pooled in, the noise model still reads the campaign's
+    critical_below (a noisy world where some prompts score below it)."""
+    from agent.stats import build_noise_model
+
+    ws = make_workspace(tmp_path / "ws")
+    script = [probe(lora_r=8), replay_of("probe"), probe(lora_r=32)]
+    session, store, _, _ = session_run(ws, script, trainer=World(prompt_sd=3.0), force=True)
+    probes = store.probes(session.id)
+    assert [p.kind for p in probes[3:6]] == ["probe", "replay", "probe"], [p.kind for p in probes]
+    baselines = session.baseline_runs()
+    pair = [store.scores(probes[3].id), store.scores(probes[4].id)]
+    later = probes[5]
+    expected = build_noise_model(baselines, session.campaign.objective, replicates=[pair])
+    ignoring = build_noise_model(baselines, None, replicates=[pair])
+    assert expected.to_dict() != ignoring.to_dict()  # the world has critical prompts
+    assert session.noise_for(later, baselines).to_dict() == expected.to_dict()
