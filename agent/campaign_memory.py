@@ -6,8 +6,9 @@ the eval set (prompts and evaluation settings). `run_key` hashes all of them, fi
 included: changing a data file, the prompts, the trainer script or a local base model changes
 the key, so a reused result is never silently stale.
 
-Today the session reuses baseline runs only (a session stopped `underpowered` leaves its
-baseline for the next one); probes always train.
+Every training is looked up by its key before it runs (ResearchSession._reuse): a baseline, a
+probe, a replay or a confirmation identical to a finished, non-crashed training of an earlier
+session reuses its scores free of budget.
 """
 
 from __future__ import annotations

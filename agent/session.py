@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.campaign import Campaign, did_you_mean
-from agent.campaign_memory import baseline_run_key
+from agent.campaign_memory import baseline_run_key, run_key
 from agent.policies.base import (
     Action,
     Budget,
@@ -465,7 +465,11 @@ class ResearchSession:
     # ---- running one training ------------------------------------------------------------
 
     def _run(self, row: ProbeRow) -> ProbeResult | None:
-        """Launch `row` (pending or interrupted) and record its result. None: no budget."""
+        """Launch `row` (pending or interrupted) and record its result: an identical earlier
+        training's, free, when there is one (`_reuse`). None: no budget."""
+        reused = self._reuse(row)
+        if reused is not None:
+            return reused
         timeout = self._launch_timeout(charged=row.counted)
         if timeout is False:
             return None
@@ -515,7 +519,9 @@ class ResearchSession:
         self._record(row, result, run_dir)
         return result
 
-    def _record(self, row: ProbeRow, result: ProbeResult, run_dir: Path) -> None:
+    def _record(self, row: ProbeRow, result: ProbeResult, run_dir: Path | None) -> None:
+        """The verdict of a finished training, in the store (and in `run_dir`/verdict.json
+        when the training ran here; a reused one's folder belongs to its own session)."""
         kind = ProbeKind(row.kind)
         verdict: Verdict | None
         if not result.ok:
@@ -531,10 +537,11 @@ class ResearchSession:
             verdict = self._judge(row, scored(result.scores))
             status = verdict.status.value
         payload = verdict.to_dict() if verdict else None
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "verdict.json").write_text(
-            json.dumps({"status": status, "verdict": payload}, indent=2), encoding="utf-8"
-        )
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "verdict.json").write_text(
+                json.dumps({"status": status, "verdict": payload}, indent=2), encoding="utf-8"
+            )
         self.store.finish_probe(row.id, result, payload, status)
         if verdict is not None:
             line = f"{status}: {verdict.reason}"
@@ -652,19 +659,24 @@ class ResearchSession:
             )
         )
 
-    def _reuse_baseline(self, row: ProbeRow) -> bool:
-        """Record an identical baseline run of an earlier session (same content key: recipe,
-        steps, seed, trainer, data, eval set) instead of training it again; free of budget."""
+    def _reuse(self, row: ProbeRow) -> ProbeResult | None:
+        """Record an identical training of an earlier session instead of paying for it again:
+        same content key (the resolved recipe, steps, seed, kind, trainer and its files, data,
+        eval set; agent/campaign_memory.py). Baselines, probes, replays and confirmations
+        alike; free of budget. A probe's verdict is judged afresh against this session's
+        baseline. None when there is nothing to reuse (or `--no-cache`)."""
         if row.state != "pending" or self.no_cache:
-            return False
+            return None
+        params = {**self.campaign.recipe, **(row.changes or {})}
         try:
-            key = baseline_run_key(self.campaign, row.seed)
+            key = run_key(self.campaign, params=params, steps=row.steps, seed=row.seed,
+                          kind=row.kind)  # fmt: skip
         except OSError:
-            return False  # an unreadable input: train, and let the trainer say what is wrong
+            return None  # an unreadable input: train, and let the trainer say what is wrong
         self.store.update_probe(row.id, run_key=key)
         earlier = self.store.reusable_run(key, exclude_session=self.id)
         if earlier is None:
-            return False
+            return None
         result = ProbeResult(
             probe_id=row.id,
             status=ProbeStatus.OK,
@@ -680,14 +692,20 @@ class ResearchSession:
             spec=earlier.spec,
             started_at=utcnow(),
         )
-        self.store.finish_probe(row.id, result, None, BASELINE_STATUS)
+        what = (
+            f"baseline seed {row.seed}"
+            if row.kind == ProbeKind.BASELINE.value
+            else f"{row.kind} {format_changes(row.changes or {})} seed {row.seed}"
+        )
         self._event(
             "reused",
-            f"baseline seed {row.seed}: identical to {earlier.id} (session "
-            f"{earlier.session_id}); its scores are reused, no training charged",
+            f"{what}: identical to {earlier.id} (session {earlier.session_id}); its scores "
+            "are reused, no training charged",
             row.id,
         )
-        return True
+        # The earlier run's folder is left as it is: the verdict goes to the store only.
+        self._record(row, result, None)
+        return result
 
     def _baseline(self) -> bool:
         """Train the recipe with `baseline_seeds` seeds; False when it could not be measured."""
@@ -702,8 +720,6 @@ class ResearchSession:
             pending = [p for p in probes if p.state == "pending"]
             crashed = [p for p in probes if p.status == VerdictStatus.CRASH.value]
             if pending:
-                if self._reuse_baseline(pending[0]):
-                    continue
                 if self._run(pending[0]) is None:
                     return False
                 continue

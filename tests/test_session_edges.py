@@ -1112,3 +1112,42 @@ def test_pooled_noise_counts_critical_failures_by_the_campaigns_rule(tmp_path: P
     ignoring = build_noise_model(baselines, None, replicates=[pair])
     assert expected.to_dict() != ignoring.to_dict()  # the world has critical prompts
     assert session.noise_for(later, baselines).to_dict() == expected.to_dict()
+
+
+def test_an_identical_probe_of_an_earlier_session_is_reused_and_judged_afresh(
+    tmp_path: Path,
+) -> None:
+    """No training is paid twice: the second session reuses the baseline and the probe (same
+    content key), charges neither, and still writes its own verdict; --no-cache trains
+    both again."""
+    ws = make_workspace(tmp_path / "ws")
+    first, store, trainer, _ = session_run(
+        ws, [probe(learning_rate=0.002)], budget=BudgetSpec(runs=5)
+    )
+    assert [s.kind.value for s in trainer.calls] == ["baseline"] * 3 + ["probe", "confirm"]
+    old = store.probes(first.id)
+    second, store, trainer, _ = session_run(
+        ws, [probe(learning_rate=0.002)], budget=BudgetSpec(runs=5)
+    )
+    assert trainer.calls == []  # nothing trained
+    assert store.runs_used(second.id) == 0
+    new = store.probes(second.id)
+    assert [p.reused_from for p in new] == [p.id for p in old]
+    assert [p.status for p in new] == [p.status for p in old]
+    assert new[3].verdict == old[3].verdict  # the same screen against the same baseline
+    # The confirmation is judged at this session's own level: its reused baseline was free,
+    # so this budget affords two confirmations (2.5% each) where the first afforded one.
+    assert new[4].verdict is not None and "<= 0.025)" in new[4].verdict["reason"]
+    assert [store.scores(p.id) for p in new] == [store.scores(p.id) for p in old]
+    assert events(store, second.id, "reused")[3] == (
+        f"probe learning_rate=0.002 seed 3: identical to {old[3].id} (session {first.id}); "
+        "its scores are reused, no training charged"
+    )
+    # The earlier run's folder keeps its own verdict file.
+    assert json.loads((ws / "runs" / old[3].id / "verdict.json").read_text())["status"] == (
+        old[3].status
+    )
+    third, store, trainer, _ = session_run(
+        ws, [probe(learning_rate=0.002)], budget=BudgetSpec(runs=5), no_cache=True
+    )
+    assert len(trainer.calls) == 5 and store.runs_used(third.id) == 5

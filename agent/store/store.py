@@ -276,14 +276,15 @@ class Store:
             )
 
     def reusable_run(self, key: str, *, exclude_session: str) -> ProbeRow | None:
-        """The first finished baseline run with this content key in another session."""
+        """The first finished training with this content key in another session that did not
+        crash (its scores are what the same training would give again)."""
         with self._sessions() as db:
             return db.scalars(
                 select(ProbeRow)
                 .where(
                     ProbeRow.run_key == key,
                     ProbeRow.state == "finished",
-                    ProbeRow.status == "baseline",
+                    ProbeRow.status != "crash",
                     ProbeRow.session_id != exclude_session,
                 )
                 .order_by(ProbeRow.finished_at)
