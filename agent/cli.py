@@ -515,10 +515,24 @@ def resume(workspace: Workspace = Path(".")) -> None:
 
 @app.command()
 @_one_line_faults
-def status(workspace: Workspace = Path(".")) -> None:
-    """The current or last session: budget used and left, probes and verdicts."""
+def status(
+    session_id: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            help="Session id or a unique prefix (default: the current "
+            "or last; `autoresearch history` lists them).",
+        ),
+    ] = None,
+    workspace: Workspace = Path("."),
+) -> None:
+    """A session (the current or last one by default): budget used and left, probes and
+    verdicts."""
     store = _store(workspace)
-    session = store.unfinished_session() or store.latest_session()
+    if session_id is not None:
+        session = _session(store, session_id)
+    else:
+        session = store.unfinished_session() or store.latest_session()
     if session is None:
         console.print("no session yet (`autoresearch start --budget 8`)")
         return
@@ -559,6 +573,81 @@ def status(workspace: Workspace = Path(".")) -> None:
     if running:
         console.print(f"running (or interrupted): {', '.join(running)}")
     console.print(results_table(store, session.id))
+
+
+def _session(store: Any, ref: str) -> Any:
+    """A session by id or unique id prefix; a clear error otherwise."""
+    found = [s for s in store.all_sessions() if s.id == ref] or [
+        s for s in store.all_sessions() if s.id.startswith(ref)
+    ]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        _fail(f"no session {ref!r} in this workspace (`autoresearch history` lists them)")
+    _fail(f"{ref!r} matches {len(found)} sessions: {', '.join(s.id for s in found)}")
+
+
+def best_keep(store: Any, session_id: str) -> Any:
+    """The session's confirmed change with the largest target gain, or None."""
+    keeps = [
+        p
+        for p in store.probes(session_id)
+        if p.status == "keep" and (p.verdict or {}).get("target_delta") is not None
+    ]
+    return max(keeps, key=lambda p: p.verdict["target_delta"], default=None)
+
+
+@app.command()
+@_one_line_faults
+def history(workspace: Workspace = Path(".")) -> None:
+    """The campaign's sessions, oldest first: when, status, trainings, what was reused, and
+    the best confirmed finding of each."""
+    from agent.proposals import format_changes
+
+    store = _store(workspace)
+    sessions = store.all_sessions()
+    if not sessions:
+        console.print("no session yet (`autoresearch start --budget 8`)")
+        return
+    table = Table(title=f"campaign history ({len(sessions)} sessions)")
+    for col in ("session", "status", "trainings", "reused", "probes", "best confirmed finding"):
+        table.add_column(col)
+    recipes: list[str] = []
+    for session in sessions:
+        recipe = json.dumps(session.campaign.get("recipe", {}), sort_keys=True)
+        if recipe not in recipes:
+            recipes.append(recipe)
+    for session in sessions:
+        probes = store.probes(session.id)
+        recipe = json.dumps(session.campaign.get("recipe", {}), sort_keys=True)
+        best = best_keep(store, session.id)
+        target = session.campaign["objective"]["target"]
+        finding = "—"
+        if best is not None:
+            v = best.verdict
+            finding = (
+                f"{format_changes(best.changes or {})}: {target} {v['target_delta']:+.2f} "
+                f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
+            )
+        table.add_row(
+            f"{session.id}"
+            + (
+                f" (recipe {recipes.index(recipe) + 1})"
+                if len(recipes) > 1 or recipes.index(recipe)
+                else ""
+            ),
+            session.status,
+            str(store.runs_used(session.id)),
+            str(sum(1 for p in probes if p.reused_from)),
+            str(sum(1 for p in probes if p.kind != "baseline")),
+            finding,
+        )
+    console.print(table)
+    if len(recipes) > 1:
+        console.print(
+            f"{len(recipes)} recipes: findings are measured against their own session's "
+            "baseline (a kept change adopted into the recipe starts a new one)"
+        )
 
 
 @app.command()
@@ -690,9 +779,9 @@ def report(
     from agent.report.render import write_report
 
     store = _store(workspace)
-    row = store.get_session(session) if session else store.latest_session()
+    row = _session(store, session) if session else store.latest_session()
     if row is None:
-        _fail(f"no session {session or ''} in this workspace".replace("  ", " "))
+        _fail("no session in this workspace")
     store.sync_views()
     path, archive = write_report(store, row.id)
     console.print(f"wrote {path} and {archive}")
@@ -711,7 +800,7 @@ def power(
     from agent.verdict import NoiseModel
 
     store = _store(workspace)
-    row = store.get_session(session) if session else store.latest_session()
+    row = _session(store, session) if session else store.latest_session()
     if row is None or not row.noise:
         _fail("no finished baseline yet: run `autoresearch start` first")
     objective = Objective.model_validate(row.campaign["objective"])

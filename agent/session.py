@@ -298,6 +298,7 @@ class ResearchSession:
         self.fallback = fallback
         self.observer = observer or (lambda _kind, _data: None)
         self._records: dict[tuple[str, str | None, str | None], ProbeRecord] = {}
+        self._earlier: tuple[ProbeRecord, ...] | None = None
         self.budget = BudgetSpec(runs=row.budget_runs, seconds=row.budget_seconds)
         self.prompts_path = campaign.resolve(campaign.eval.prompts).resolve()
         self._tick_at = time.monotonic()
@@ -450,7 +451,32 @@ class ResearchSession:
             mde=self.mde,
             brief=brief,
             workspace_runs=str(self.store.runs_dir),
+            earlier=self.earlier(),
         )
+
+    def earlier(self) -> tuple[ProbeRecord, ...]:
+        """Finished probes of earlier sessions whose baseline is this one's (equal baseline
+        content keys): what the campaign already learned under these exact conditions.
+        Computed once per session (their rows do not change)."""
+        if self._earlier is None:
+            try:
+                key = baseline_run_key(self.campaign, self.campaign.probe.seed)
+            except OSError:
+                key = None
+            found: list[ProbeRecord] = []
+            for session in self.store.all_sessions():
+                if session.id == self.id or key is None:
+                    continue
+                rows = self.store.probes(session.id)
+                if not any(r.kind == ProbeKind.BASELINE.value and r.run_key == key for r in rows):
+                    continue
+                found += [
+                    record_from_row(r)
+                    for r in rows
+                    if r.kind == ProbeKind.PROBE.value and r.state == "finished"
+                ]
+            self._earlier = tuple(found)
+        return self._earlier
 
     def _baseline_rows(self) -> list[ProbeRow]:
         return [
@@ -665,7 +691,7 @@ class ResearchSession:
         eval set; agent/campaign_memory.py). Baselines, probes, replays and confirmations
         alike; free of budget. A probe's verdict is judged afresh against this session's
         baseline. None when there is nothing to reuse (or `--no-cache`)."""
-        if row.state != "pending" or self.no_cache:
+        if row.state != "pending":
             return None
         params = {**self.campaign.recipe, **(row.changes or {})}
         try:
@@ -673,7 +699,10 @@ class ResearchSession:
                           kind=row.kind)  # fmt: skip
         except OSError:
             return None  # an unreadable input: train, and let the trainer say what is wrong
+        # The key is recorded even with --no-cache: later sessions find this one comparable.
         self.store.update_probe(row.id, run_key=key)
+        if self.no_cache:
+            return None
         earlier = self.store.reusable_run(key, exclude_session=self.id)
         if earlier is None:
             return None

@@ -116,3 +116,18 @@ def test_a_reading_cut_at_max_tokens_is_asked_again_at_low_effort(tmp_path: Path
     assert sizes == [300 + THINKING_ROOM, 600 + THINKING_ROOM]
     assert all(r.json["output_config"] == {"effort": "low"} for r in transport.requests)
     assert all("thinking" not in r.json for r in transport.requests)
+
+
+def test_claude_sees_the_campaign_memory_as_data(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    campaign = make_campaign(tmp_path)
+    earlier = (record("old-p1", "hyperparameters", {"learning_rate": 0.004}, "discard", -0.6),)
+    transport = FakeTransport([propose("hyperparameters", LR_UP)])
+    policy, _, _ = make_policy(campaign, transport)
+    policy.ask(replace(context(campaign), earlier=earlier))
+    user = transport.requests[0].json["messages"][0]["content"]
+    state, data = user.split("<session_data>", 1)
+    assert "Campaign memory: 1 probe(s) of earlier sessions" in state
+    assert "Earlier sessions, same conditions" in data and "old-p1" in data
+    assert "learning_rate=0.004" in data

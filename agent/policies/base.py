@@ -100,10 +100,17 @@ class PolicyContext:
     brief: str = ""
     workspace_runs: str = ""
     """The session's runs/ folder, for policies that keep their own state (optuna)."""
+    earlier: tuple[ProbeRecord, ...] = ()
+    """The campaign memory: probes of earlier sessions of this workspace measured under the
+    same conditions (the same baseline: recipe, steps, trainer, data and eval set, by content
+    key), oldest first. Not this session's history: its verdicts are against that session's
+    baseline runs."""
 
     def tried(self) -> list[dict[str, Any]]:
-        """Change sets already run in this session (probes, not baselines or replays)."""
-        return [r.changes for r in self.history if r.kind == "probe"]
+        """Change sets already judged under these conditions: run in this session, or in an
+        earlier comparable one (probes, not baselines or replays). The offline policies never
+        propose them again; a replay is the way to replicate one."""
+        return [r.changes for r in (*self.earlier, *self.history) if r.kind == "probe"]
 
 
 class Policy(ABC):

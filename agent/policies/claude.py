@@ -70,6 +70,8 @@ OFFLINE_AFTER = 2
 """Calls in a row that cannot connect (each after its retries) before the policy goes offline:
 the fallback proposes and Claude is tried once every RETRY_OFFLINE_EVERY turns."""
 RETRY_OFFLINE_EVERY = 5
+EARLIER_SHOWN = 20
+"""The most recent earlier-session probes shown to the model (the rest are summarized)."""
 
 RULES = """\
 You are the research agent of an automated fine-tuning study. A practitioner has a working
@@ -355,7 +357,20 @@ class ClaudePolicy(Policy):
         hint = prompting.combination_hint(campaign, context.history, context.budget)
         if hint:
             state.append(f"- {hint}")
+        if context.earlier:
+            state.append(
+                f"- Campaign memory: {len(context.earlier)} probe(s) of earlier sessions were "
+                "judged under these same conditions (same recipe, steps, data and eval set; "
+                "listed in the data block). Do not propose them again; replay one only to "
+                "replicate it."
+            )
         data = ["Probe history:", prompting.history_table(context.history, campaign)]
+        if context.earlier:
+            data += [
+                "",
+                "Earlier sessions, same conditions (each against its own session's baseline):",
+                prompting.history_table(context.earlier[-EARLIER_SHOWN:], campaign),
+            ]
         if self._refused:
             data.append("")
             data.append("Proposals the session refused:")

@@ -1,0 +1,100 @@
+"""The campaign across sessions: `history` lists every session with its best confirmed
+finding; `status --session` and `report --session` take any past session by id or prefix."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from agent.cli import app, best_keep
+from agent.store.store import Store
+from tests.conftest import CAMPAIGN, FAKE_TRAINER, make_workspace
+
+runner = CliRunner()
+
+
+def start(workspace: Path, *args: str) -> None:
+    result = runner.invoke(app, ["start", *args, "-w", str(workspace)])
+    assert result.exit_code == 0, result.output
+
+
+def test_history_status_and_report_of_any_session(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("COLUMNS", "200")
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    workspace = make_workspace(tmp_path / "ws", campaign=text)
+    start(workspace, "--budget", "8")
+    start(workspace, "--budget", "4")
+    store = Store(workspace)
+    first, second = store.all_sessions()
+    keep = best_keep(store, first.id)
+    assert keep is not None and keep.changes == {"learning_rate": 0.002}
+
+    out = runner.invoke(app, ["history", "-w", str(workspace)]).output
+    lines = [line for line in out.splitlines() if first.id in line or second.id in line]
+    assert len(lines) == 2 and first.id in lines[0] and second.id in lines[1]
+    v = keep.verdict
+    assert f"learning_rate=0.002: facts {v['target_delta']:+.2f}" in lines[0]
+    assert f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]" in lines[0]
+    # The second session reused the first's trainings: counted here from the database.
+    import sqlite3
+
+    db = sqlite3.connect(workspace / "runs" / "autoresearch.db")
+    reused, charged, probes = db.execute(
+        "select sum(reused_from is not null), sum(counted and in_budget), "
+        "sum(kind != 'baseline') from probes where session_id = ?",
+        (second.id,),
+    ).fetchone()
+    db.close()
+    assert reused >= 3  # the baseline at least
+    cells = [c.strip() for c in lines[1].split("│") if c.strip()]
+    assert cells[1:5] == ["finished", str(charged), str(reused), str(probes)]
+    assert "recipe" not in out  # one recipe across the campaign
+
+    # status of the older session, by a unique prefix of its id.
+    prefix = first.id[: len(first.id) - 2]
+    if all(not s.id.startswith(prefix) or s.id == first.id for s in (first, second)):
+        status = runner.invoke(app, ["status", "--session", prefix, "-w", str(workspace)])
+        assert status.exit_code == 0, status.output
+        assert f"session {first.id}" in status.output
+    status = runner.invoke(app, ["status", "--session", "nope", "-w", str(workspace)])
+    assert status.exit_code == 2 and "no session 'nope'" in status.output
+    report = runner.invoke(app, ["report", "--session", first.id, "-w", str(workspace)])
+    assert report.exit_code == 0, report.output
+
+
+def test_a_second_session_builds_on_the_first(tmp_path: Path) -> None:
+    """The offline policy never proposes a change the campaign already judged under the same
+    conditions; after the recipe changes, the earlier findings are not this baseline's."""
+    import yaml
+
+    from agent.campaign import load_campaign
+    from agent.runtime import open_session
+    from agent.session import BudgetSpec, WorkspaceLock
+
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    workspace = make_workspace(tmp_path / "ws", campaign=text)
+    start(workspace, "--budget", "8")
+    start(workspace, "--budget", "8")
+    store = Store(workspace)
+    first, second = store.all_sessions()
+    judged = [p.changes for p in store.probes(first.id) if p.kind == "probe"]
+    again = [p.changes for p in store.probes(second.id) if p.kind == "probe"]
+    assert judged and again and not [c for c in again if c in judged], (judged, again)
+    # The earlier probes are the second session's memory, with their verdicts.
+    with WorkspaceLock(workspace / "runs"):
+        session = open_session(workspace, budget=BudgetSpec(runs=8), resume=False, new=True)
+        earlier = session.context().earlier
+    assert [r.probe_id for r in earlier] == [
+        p.id for s in (first, second) for p in store.probes(s.id) if p.kind == "probe"
+    ]
+    # A changed recipe is another baseline: nothing earlier is comparable any more.
+    path = workspace / "search_space.yaml"
+    campaign = yaml.safe_load(path.read_text())
+    campaign["recipe"]["learning_rate"] = 0.002
+    path.write_text(yaml.safe_dump(campaign, sort_keys=False))
+    assert load_campaign(path).recipe["learning_rate"] == 0.002
+    with WorkspaceLock(workspace / "runs"):
+        session = open_session(workspace, budget=BudgetSpec(runs=8), resume=False, new=True)
+        assert session.context().earlier == ()
