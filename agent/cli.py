@@ -599,6 +599,40 @@ def best_keep(store: Any, session_id: str) -> Any:
 
 @app.command()
 @_one_line_faults
+def adopt(
+    probe: Annotated[str, typer.Argument(help="A kept probe or its confirmation (id or prefix).")],
+    workspace: Workspace = Path("."),
+) -> None:
+    """Write a confirmed change into search_space.yaml's recipe (comments and layout kept),
+    so the next session starts from the improved recipe."""
+    from agent.adopt import AdoptError
+    from agent.adopt import adopt as adopt_change
+    from agent.replay import resolve_probe
+    from agent.session import SessionError, WorkspaceLock
+
+    store = _store(workspace)
+    path = workspace / "search_space.yaml"
+    try:
+        with WorkspaceLock(store.runs_dir):
+            done = adopt_change(store, resolve_probe(store, probe), path)
+    except (AdoptError, SessionError) as exc:
+        _fail(str(exc))
+    from agent.proposals import format_changes
+
+    console.print(
+        styled(
+            ("adopted", "green"),
+            f" {format_changes(done.changes)} from {done.probe_id} ({done.comment}) into {path}",
+        )
+    )
+    console.print(
+        "the next session starts from this recipe: its baseline trains anew, and earlier "
+        "findings are history measured against the old one"
+    )
+
+
+@app.command()
+@_one_line_faults
 def history(workspace: Workspace = Path(".")) -> None:
     """The campaign's sessions, oldest first: when, status, trainings, what was reused, and
     the best confirmed finding of each."""

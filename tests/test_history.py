@@ -98,3 +98,46 @@ def test_a_second_session_builds_on_the_first(tmp_path: Path) -> None:
     with WorkspaceLock(workspace / "runs"):
         session = open_session(workspace, budget=BudgetSpec(runs=8), resume=False, new=True)
         assert session.context().earlier == ()
+
+
+def test_adopt_writes_the_kept_change_keeping_comments_and_layout(tmp_path: Path) -> None:
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    workspace = make_workspace(tmp_path / "ws", campaign=text)
+    path = workspace / "search_space.yaml"
+    before = path.read_text()
+    start(workspace, "--budget", "8")
+    store = Store(workspace)
+    (session,) = store.all_sessions()
+    probes = store.probes(session.id)
+    keep = best_keep(store, session.id)
+    assert keep is not None and keep.kind == "confirm"
+    candidate = next(p for p in probes if p.id == keep.parent_id)
+    discard = next(p for p in probes if p.status == "discard")
+
+    refused = runner.invoke(app, ["adopt", discard.id, "-w", str(workspace)])
+    assert refused.exit_code == 2 and "only a confirmed change (a keep) is adopted" in " ".join(
+        refused.output.split()
+    )
+    assert path.read_text() == before  # a refused adopt writes nothing
+
+    done = runner.invoke(app, ["adopt", candidate.id, "-w", str(workspace)])  # the candidate
+    assert done.exit_code == 0, done.output
+    after = path.read_text()
+    v = keep.verdict
+    effect = f"facts {v['target_delta']:+.2f} [{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
+    changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines(), strict=True)
+               if a != b]  # fmt: skip
+    assert changed == [(
+        "  learning_rate: 1.0e-3",
+        f"  learning_rate: 0.002  # adopted from {keep.id} (session {session.id}): {effect}; "
+        "was 0.001",
+    )]  # fmt: skip
+    from agent.campaign import load_campaign
+
+    assert load_campaign(path).recipe["learning_rate"] == 0.002
+    again = runner.invoke(app, ["adopt", keep.id, "-w", str(workspace)])
+    assert again.exit_code == 2 and "already the recipe" in again.output
+    # The next session measures a new baseline: history labels the two recipes.
+    start(workspace, "--budget", "4")
+    out = runner.invoke(app, ["history", "-w", str(workspace)]).output
+    assert "(recipe 1)" in out and "(recipe 2)" in out and "2 recipes" in out
