@@ -141,3 +141,28 @@ def test_adopt_writes_the_kept_change_keeping_comments_and_layout(tmp_path: Path
     start(workspace, "--budget", "4")
     out = runner.invoke(app, ["history", "-w", str(workspace)]).output
     assert "(recipe 1)" in out and "(recipe 2)" in out and "2 recipes" in out
+
+
+def test_optuna_continues_from_the_earlier_sessions_trials(tmp_path: Path) -> None:
+    """The second session's optuna studies hold the first session's probes as finished
+    trials (so TPE learns from them), and it proposes none of them again."""
+    import optuna
+
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    text = text.replace("policy: sweep", "policy: optuna")
+    assert "policy: optuna" in text
+    workspace = make_workspace(tmp_path / "ws", campaign=text)
+    start(workspace, "--budget", "8")
+    start(workspace, "--budget", "7")
+    store = Store(workspace)
+    first, second = store.all_sessions()
+    judged = {p.id: p.changes for p in store.probes(first.id) if p.kind == "probe"}
+    again = [p.changes for p in store.probes(second.id) if p.kind == "probe"]
+    assert judged and again and not [c for c in again if c in judged.values()]
+    storage = f"sqlite:///{workspace / 'runs' / 'optuna.db'}"
+    told = set()
+    for summary in optuna.get_all_study_summaries(storage):
+        if f":{second.id}:" in summary.study_name:
+            study = optuna.load_study(study_name=summary.study_name, storage=storage)
+            told |= {t.user_attrs.get("probe_id") for t in study.get_trials(deepcopy=False)}
+    assert set(judged) <= told

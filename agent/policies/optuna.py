@@ -19,6 +19,9 @@
 * Never a duplicate (a drawn point already tried is told its known value and redrawn) and
   never out of range (values come from the knobs' distributions; floats are rounded to
   3 significant digits only when the rounded value stays in range).
+* Campaign memory: the probes earlier sessions judged under the same conditions
+  (`PolicyContext.earlier`) are told into each new session's studies as finished trials, so
+  TPE continues from them, and their changes are never proposed again.
 * Resume: when a study is first loaded by a process, trials still RUNNING belong to a
   process that died; they are marked FAIL. tell() is idempotent per probe id, so the loop
   may replay every finished record; probes this policy did not propose (another policy's,
@@ -287,6 +290,11 @@ class OptunaPolicy(Policy):
 
     def ask(self, context: PolicyContext) -> Proposal:
         self._ensure(context)
+        # The campaign memory: earlier comparable sessions' probes join this session's
+        # studies as finished trials (once; tell is idempotent per probe id), so the search
+        # goes on from what they found instead of starting over.
+        for record in context.earlier:
+            self.tell(record, context)
         tried = {canonical_changes(c) for c in context.tried()}
         tried |= self._refused | set(self._pending)
         order = self.lane_order(
