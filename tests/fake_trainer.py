@@ -9,7 +9,8 @@ Scores come from the params through a known world, plus seeded training-seed and
 FAKE_MODE (environment) makes it misbehave: exit1, hang, no_scores, nan, inf, string_score,
 unknown_id, wrong_category, bad_json, duplicate_score, metrics_not_object, judge_error (a
 third of the facts prompts unscorable) — only for the
-probe whose changes match FAKE_MODE_WHEN (e.g. lora_r=8) when set. FAKE_SLEEP sleeps
+probe whose changes match FAKE_MODE_WHEN (e.g. lora_r=8; `probe`: every training but a
+baseline's) when set. FAKE_SLEEP sleeps
 before writing; FAKE_MARKERS names a folder where it drops `<probe_id>.started`.
 FAKE_SEED_SD (default 0.05) is the SD of the shift a training seed gives the whole model,
 FAKE_PROMPT_SD (default 0.4) the per-prompt, per-evaluation noise.
@@ -50,7 +51,10 @@ def main() -> int:
     out = Path(args.out)
     mode = os.environ.get("FAKE_MODE", "")
     when = os.environ.get("FAKE_MODE_WHEN")  # e.g. "lora_r=8": misbehave only for that change
-    if when:
+    if when == "probe":  # every training but the baseline's
+        if cfg["kind"] == "baseline":
+            mode = ""
+    elif when:
         key, _, value = when.partition("=")
         if str(cfg["changes"].get(key)) != value:
             mode = ""

@@ -82,8 +82,9 @@ def test_bad_input(
     for key, value in (spec.get("env") or {}).items():
         monkeypatch.setenv(key, value)
     if spec.get("runtime"):
-        # Only the first probe (not the baselines) misbehaves: the session must go on.
-        monkeypatch.setenv("FAKE_MODE_WHEN", "learning_rate=0.0005")
+        # The probes (not the baselines) misbehave: the session must go on. (Which change
+        # comes first depends on what the earlier session already judged: campaign memory.)
+        monkeypatch.setenv("FAKE_MODE_WHEN", "probe")
     before = snapshot(ws)
 
     default = ["start", "--budget", "5"] if spec.get("runtime") else ["check"]
