@@ -388,7 +388,8 @@ def test_a_finished_baseline_of_another_session_with_the_same_key_is_reused(
     [
         ("another content key", {}, "key-2", "new"),
         ("not finished (interrupted)", {"state": "running"}, "key-1", "new"),
-        ("not a baseline's verdict", {"status": "keep"}, "key-1", "new"),
+        ("a crashed run (its scores are not what the training gives)", {"status": "crash"},
+         "key-1", "new"),
         ("the asking session's own run", {}, "key-1", "old"),
     ],
 )
@@ -398,6 +399,15 @@ def test_a_run_is_not_reused_when(
     _session(store, "old")
     _finished_baseline(store, "old", "old-b0", "key-1", T0, **values)
     assert store.reusable_run(key, exclude_session=exclude) is None, why
+
+
+@pytest.mark.parametrize("status", ["keep", "discard", "candidate", "guard_fail", "inconclusive"])
+def test_a_probe_run_of_any_verdict_is_reusable(store: Store, status: str) -> None:
+    """The cache holds trainings, not verdicts: the reusing session judges afresh."""
+    _session(store, "old")
+    _finished_baseline(store, "old", "old-p0", "key-1", T0, status=status, kind="probe")
+    found = store.reusable_run("key-1", exclude_session="new")
+    assert found is not None and found.id == "old-p0"
 
 
 def test_the_first_finished_of_several_reusable_runs_is_the_one_reused(store: Store) -> None:
