@@ -303,6 +303,9 @@ SPEND_LIMIT_CODES = frozenset(
 """`error.details.error_code` values of 429s that no wait cures: the organisation's spend limit
 is reached until someone raises it or the month turns (they come without `retry-after`)."""
 
+MAX_TOTAL_WAIT = 1800.0
+"""Seconds: the most one logical call waits in all its retries together."""
+
 MAX_SERVER_WAIT = 900.0
 """Seconds: the longest `retry-after` we wait out. The server's wait is honoured in full up to
 this; a longer one fails the call at once (the caller falls back) rather than stall a night."""
@@ -393,19 +396,23 @@ def call_with_retries(
     base_delay: float = 2.0,
     max_delay: float = 60.0,
     max_server_wait: float = MAX_SERVER_WAIT,
+    max_total_wait: float = MAX_TOTAL_WAIT,
     what: str = "Anthropic API call",
     secrets: Iterable[str] = (),
 ) -> T:
     """Call `fn`; retry what :func:`should_retry` allows, up to `retries` times.
 
     The one retry layer (clients are made with the SDK's retries off). The wait is what the
-    server asks (`retry-after-ms` / `retry-after`, honoured in full up to `max_server_wait`;
-    beyond that the call fails at once), else exponential backoff from `base_delay`, capped at
-    `max_delay`, with up to 25% jitter so parallel probes do not retry in step.
+    server asks (`retry-after-ms` / `retry-after` above 0, honoured in full up to
+    `max_server_wait`; beyond that the call fails at once), else exponential backoff from
+    `base_delay`, capped at `max_delay`, with up to 25% jitter so parallel probes do not retry
+    in step. The waits of one call never add up to more than `max_total_wait`: the call fails
+    instead (its caller falls back or records the failure).
     """
     import random
 
     attempt = 0
+    waited = 0.0
     while True:
         try:
             return fn()
@@ -423,11 +430,22 @@ def call_with_retries(
                     max_server_wait,
                 )
                 raise
-            if asked is not None:
+            if asked is not None and asked > 0:
                 delay = asked
-            else:
+            else:  # no wait asked, or 0 (as the SDK does): back off
                 delay = min(max_delay, base_delay * (2**attempt))
                 delay *= 1 - 0.25 * random.random()
+            if waited + delay > max_total_wait:
+                log.warning(
+                    "%s failed (%s); retrying would wait %.0fs more, over the %.0fs one call "
+                    "may wait: not retried",
+                    what,
+                    describe_api_error(exc, secrets),
+                    delay,
+                    max_total_wait,
+                )
+                raise
+            waited += delay
             attempt += 1
             log.warning(
                 "%s failed (%s); retry %d/%d in %.1fs",

@@ -103,6 +103,23 @@ def test_a_wait_longer_than_we_wait_fails_at_once() -> None:
     transport.check()
 
 
+def test_the_waits_of_one_call_add_up_to_at_most_half_an_hour() -> None:
+    import anthropic
+
+    slow = error_reply(429, "rate_limit_error", "later", headers={"retry-after": "900"})
+    transport = FakeTransport(handler=lambda _request: slow)
+    with pytest.raises(anthropic.RateLimitError):
+        run(transport, retries=10)
+    assert len(transport.requests) == 3  # waited 900 + 900 s; a third wait would pass 1800
+
+
+def test_retry_after_zero_backs_off_as_the_sdk_does() -> None:
+    zero = error_reply(529, "overloaded_error", "busy", headers={"retry-after": "0"})
+    transport = FakeTransport([zero, zero, text_message("ok")])
+    _, sleeps = run(transport)
+    assert within_backoff(sleeps, [2, 4])
+
+
 def test_x_should_retry_false_is_obeyed_on_a_retryable_status() -> None:
     import anthropic
 
@@ -177,6 +194,28 @@ def test_the_judge_too_makes_one_request_per_retry() -> None:
     result = judge.score(prompt, "An answer.")
     assert result.status is JudgeStatus.JUDGE_ERROR
     assert len(transport.requests) == 1 + 2 and within_backoff(sleeps, [2, 4])
+
+
+def test_the_judges_attempts_never_multiply_the_retries() -> None:
+    """An API failure the retry layer gave up on is a judge_error at once: max_attempts is
+    for unusable replies, not a second retry loop (3 x 5 requests, 3 x the waits)."""
+    from probes.evaluation.judge import JudgeConfig, JudgeStatus, LLMJudge
+    from probes.spec import EvalPrompt
+
+    overloaded = error_reply(529, "overloaded_error", "Overloaded")
+    transport = FakeTransport(handler=lambda _request: overloaded)
+    sleeps: list[float] = []
+    judge = LLMJudge(JudgeConfig(max_attempts=3), client=fake_client(transport),
+                     sleep=sleeps.append)  # fmt: skip
+    prompt = EvalPrompt(id="p1", category="voice", prompt="Write.", reference="A letter.")
+    assert judge.score(prompt, "An answer.").status is JudgeStatus.JUDGE_ERROR
+    assert len(transport.requests) == 1 + 4 and len(sleeps) == 4
+    refused = error_reply(529, "overloaded_error", "no", headers={"x-should-retry": "false"})
+    transport = FakeTransport(handler=lambda _request: refused)
+    judge = LLMJudge(JudgeConfig(max_attempts=3), client=fake_client(transport),
+                     sleep=sleeps.append)  # fmt: skip
+    assert judge.score(prompt, "An answer.").status is JudgeStatus.JUDGE_ERROR
+    assert len(transport.requests) == 1
 
 
 def test_a_spend_limit_turns_claude_off_for_the_session_with_a_clear_reason(

@@ -41,7 +41,6 @@ from probes.llm import (
     default_client,
     describe_api_error,
     extract_json_object,
-    is_retryable,
     output_room,
     response_text,
     single_layer,
@@ -602,8 +601,9 @@ class LLMJudge:
                     last_error = describe_api_error(exc, self._secrets())
                     api_failure = True
                     attempts += 1
-                    if is_retryable(exc):
-                        continue
+                    # The retry layer (call_with_retries) already waited and retried what
+                    # could be: retrying the whole call again would multiply the requests
+                    # and the waits (and ignore a server's x-should-retry: false).
                     break
                 attempts += 1
                 usage = usage + usage_of(reply.usage, cfg.model, overrides=cfg.prices)
