@@ -706,10 +706,15 @@ class ResearchSession:
         earlier = self.store.reusable_run(key, exclude_session=self.id)
         if earlier is None:
             return None
+        scores = self.store.scores(earlier.id, include_errors=True)
+        if any(score.error for score in scores):
+            # Some answers could not be scored (a judge outage): train and score afresh
+            # rather than inherit the gaps (the eval cache refuses these too).
+            return None
         result = ProbeResult(
             probe_id=row.id,
             status=ProbeStatus.OK,
-            scores=tuple(self.store.scores(earlier.id, include_errors=True)),
+            scores=tuple(scores),
             metrics=dict(earlier.metrics or {}),
             log_tail=earlier.log_tail or "",
             runtime_s=earlier.runtime_s or 0.0,

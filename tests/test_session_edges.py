@@ -1151,3 +1151,25 @@ def test_an_identical_probe_of_an_earlier_session_is_reused_and_judged_afresh(
         ws, [probe(learning_rate=0.002)], budget=BudgetSpec(runs=5), no_cache=True
     )
     assert len(trainer.calls) == 5 and store.runs_used(third.id) == 5
+
+
+class JudgeOutageWorld(World):
+    """Its probes come back with one prompt unscorable (a judge outage)."""
+
+    def run(self, spec: ProbeSpec) -> ProbeResult:
+        from dataclasses import replace as _replace
+
+        result = super().run(spec)
+        if spec.kind.value == "baseline":
+            return result
+        first = _replace(result.scores[0], score=float("nan"), error="judge_error: overloaded")
+        return _replace(result, scores=(first, *result.scores[1:]))
+
+
+def test_a_training_with_unscored_answers_is_never_reused(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    session_run(ws, [probe(lora_r=8)], budget=BudgetSpec(runs=4), trainer=JudgeOutageWorld())
+    second, store, trainer, _ = session_run(ws, [probe(lora_r=8)], budget=BudgetSpec(runs=4))
+    # The baseline (fully scored) is reused; the probe with the gap is trained again.
+    assert [(s.kind.value, s.changes) for s in trainer.calls] == [("probe", {"lora_r": 8})]
+    assert store.runs_used(second.id) == 1
