@@ -455,17 +455,22 @@ class ResearchSession:
         )
 
     def earlier(self) -> tuple[ProbeRecord, ...]:
-        """Finished probes of earlier sessions whose baseline is this one's (equal baseline
-        content keys): what the campaign already learned under these exact conditions.
-        Computed once per session (their rows do not change)."""
+        """Finished probes of earlier sessions with this objective whose baseline is this
+        one's (equal baseline content keys): what the campaign already learned under these
+        exact conditions. Computed once per session (their rows do not change)."""
         if self._earlier is None:
             try:
                 key = baseline_run_key(self.campaign, self.campaign.probe.seed)
             except OSError:
                 key = None
             found: list[ProbeRecord] = []
+            objective = self.campaign.objective.model_dump(mode="json")
             for session in self.store.all_sessions():
                 if session.id == self.id or key is None:
+                    continue
+                # Verdicts are about an objective: another target, other guards or another
+                # critical threshold make them another question, even on the same baseline.
+                if session.campaign.get("objective") != objective:
                     continue
                 rows = self.store.probes(session.id)
                 if not any(r.kind == ProbeKind.BASELINE.value and r.run_key == key for r in rows):
@@ -473,7 +478,10 @@ class ResearchSession:
                 found += [
                     record_from_row(r)
                     for r in rows
-                    if r.kind == ProbeKind.PROBE.value and r.state == "finished"
+                    # A reused probe is its original again: counted once, where it ran.
+                    if r.kind == ProbeKind.PROBE.value
+                    and r.state == "finished"
+                    and not r.reused_from
                 ]
             self._earlier = tuple(found)
         return self._earlier

@@ -89,9 +89,17 @@ def test_a_second_session_builds_on_the_first(tmp_path: Path) -> None:
     assert [r.probe_id for r in earlier] == [
         p.id for s in (first, second) for p in store.probes(s.id) if p.kind == "probe"
     ]
-    # A changed recipe is another baseline: nothing earlier is comparable any more.
+    # Another objective on the same baseline is another question: nothing earlier applies.
     path = workspace / "search_space.yaml"
-    campaign = yaml.safe_load(path.read_text())
+    original = path.read_text()
+    campaign = yaml.safe_load(original)
+    campaign["objective"]["target"], campaign["objective"]["guards"] = "voice", ["facts", "offtask"]
+    path.write_text(yaml.safe_dump(campaign, sort_keys=False))
+    with WorkspaceLock(workspace / "runs"):
+        session = open_session(workspace, budget=BudgetSpec(runs=8), resume=False, new=True)
+        assert session.context().earlier == ()
+    # A changed recipe is another baseline: nothing earlier is comparable any more.
+    campaign = yaml.safe_load(original)
     campaign["recipe"]["learning_rate"] = 0.002
     path.write_text(yaml.safe_dump(campaign, sort_keys=False))
     assert load_campaign(path).recipe["learning_rate"] == 0.002

@@ -361,8 +361,7 @@ class ClaudePolicy(Policy):
             state.append(
                 f"- Campaign memory: {len(context.earlier)} probe(s) of earlier sessions were "
                 "judged under these same conditions (same recipe, steps, data and eval set; "
-                "listed in the data block). Do not propose them again; replay one only to "
-                "replicate it."
+                "listed in the data block). Do not propose them again."
             )
         data = ["Probe history:", prompting.history_table(context.history, campaign)]
         if context.earlier:
