@@ -116,7 +116,10 @@ T4 = Machine(cuda=True, gpu_count=1, gpu_memory=15 * GIB, bf16=False, ram=64 * G
     ("machine", "device", "dtype", "attn"),
     [(CPU, "cpu", "fp32", "sdpa"), (A100, "cuda", "bf16", "sdpa"), (T4, "cuda", "fp16", "sdpa"),
      (Machine(cuda=True, gpu_count=1, gpu_memory=GIB, bf16=True, flash_attn=True), "cuda",
-      "bf16", "flash_attention_2")],
+      "bf16", "flash_attention_2"),
+     # flash-attn installed, but the GPU has no bf16: fp16, and flash still computes in it
+     (Machine(cuda=True, gpu_count=1, gpu_memory=GIB, bf16=False, flash_attn=True), "cuda",
+      "fp16", "flash_attention_2")],
 )
 def test_auto_settings_follow_the_machine(
     machine: Machine, device: str, dtype: str, attn: str
@@ -144,6 +147,8 @@ def test_auto_settings_follow_the_machine(
         ({"dtype": "bf16"}, T4, "machine", "trainer.dtype bf16: this GPU has no bf16; use fp16"),
         ({"attn_implementation": "flash_attention_2"}, A100, "machine",
          "flash_attention_2 needs the flash-attn package"),
+        ({"attn_implementation": "flash_attention_2", "dtype": "fp32"}, A100, "campaign",
+         "flash_attention_2 computes in bf16 or fp16 only"),
         ({"device": "cpu", "device_map": "auto"}, A100, "campaign",
          "trainer.device_map auto shards a model over GPUs"),
         ({"optim": "adamw_8bit_bnb"}, A100, "campaign",
@@ -233,3 +238,9 @@ def test_the_seed_003_example_checks_here_and_is_refused_only_by_this_machine(
         assert started.exit_code == 2, started.output
         assert "no CUDA GPU is visible on this machine" in " ".join(started.output.split())
         assert not list((workspace / "runs").glob("probe-*"))  # nothing trained
+
+
+def test_auto_attention_never_picks_flash_for_fp32() -> None:
+    flash = Machine(cuda=True, gpu_count=1, gpu_memory=GIB, bf16=True, flash_attn=True)
+    p = resolve_precision(TrlTrainerConfig(dtype="fp32"), flash)
+    assert p.attn_implementation == "sdpa" and p.problems == () and p.machine_problems == ()

@@ -232,6 +232,7 @@ class Machine:
     """Bytes of system memory."""
     bitsandbytes: bool = False
     flash_attn: bool = False
+    """flash-attn is installed and the GPU runs it (compute capability 8 or newer)."""
 
     @classmethod
     def detect(cls) -> Machine:
@@ -241,14 +242,20 @@ class Machine:
         has = {n: importlib.util.find_spec(n) is not None for n in ("bitsandbytes", "flash_attn")}
         if not torch.cuda.is_available():
             return cls(cuda=False, ram=ram, bitsandbytes=has["bitsandbytes"])
+        try:  # native bf16 only: T4 and V100 report emulated bf16 as supported by default
+            bf16 = bool(torch.cuda.is_bf16_supported(including_emulation=False))
+        except TypeError:  # an older torch without the argument
+            bf16 = bool(torch.cuda.is_bf16_supported())
+        major, _minor = torch.cuda.get_device_capability(0)
         return cls(
             cuda=True,
             gpu_count=torch.cuda.device_count(),
             gpu_memory=float(torch.cuda.get_device_properties(0).total_memory),
-            bf16=bool(torch.cuda.is_bf16_supported()),
+            bf16=bf16,
             ram=ram,
             bitsandbytes=has["bitsandbytes"],
-            flash_attn=has["flash_attn"],
+            # FlashAttention 2 runs on Ampere (compute capability 8) and newer only.
+            flash_attn=has["flash_attn"] and major >= 8,
         )
 
 
@@ -307,7 +314,9 @@ def resolve_precision(config: TrlTrainerConfig, machine: Machine) -> Precision:
     quantization = "4bit" if config.load_in_4bit else "8bit" if config.load_in_8bit else None
     attn = config.attn_implementation
     if attn == "auto":
-        attn = "flash_attention_2" if device == "cuda" and machine.flash_attn else "sdpa"
+        # FlashAttention computes in bf16/fp16 only.
+        flash = device == "cuda" and machine.flash_attn and dtype in ("bf16", "fp16")
+        attn = "flash_attention_2" if flash else "sdpa"
     if device == "cpu":
         if dtype == "fp16":
             cpu_issue.append(
@@ -328,8 +337,13 @@ def resolve_precision(config: TrlTrainerConfig, machine: Machine) -> Precision:
         if config.attn_implementation == "flash_attention_2" and not machine.flash_attn:
             machine_problems.append(
                 "trainer.attn_implementation flash_attention_2 needs the flash-attn package "
-                "(pip install flash-attn)"
+                "(pip install flash-attn) and an Ampere or newer GPU"
             )
+    if attn == "flash_attention_2" and dtype == "fp32":
+        problems.append(
+            "trainer.attn_implementation flash_attention_2 computes in bf16 or fp16 only; set "
+            "trainer.dtype or use sdpa"
+        )
     if quantization and dtype == "fp32":
         problems.append(
             f"trainer.load_in_{quantization} with dtype fp32: quantized training computes in "
