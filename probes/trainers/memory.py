@@ -6,7 +6,8 @@ fit, and the worker records the estimate beside the measured peak. The estimate 
 sketch, not a promise; its parts:
 
 - weights: every parameter at the load precision (bf16/fp16: 2 bytes, fp32: 4; 8-bit: 1;
-  4-bit NF4: 0.5, plus its quantization constants);
+  4-bit NF4: 0.5, plus its quantization constants), except that with 8-/4-bit loading the
+  embeddings and an untied output head stay unquantized and are upcast to fp32 (4 bytes);
 - LoRA: r x (in + out) per adapted linear layer, kept in fp32 (PEFT upcasts adapters), with
   its gradient (4 bytes) and optimizer state (AdamW: 8 bytes; 8-bit AdamW: 2);
 - activations: per token and layer, about (16 h + 4 I) values at the compute precision for a
@@ -208,6 +209,12 @@ def estimate_memory(shape: ModelShape, settings: MemorySettings) -> MemoryEstima
     """The peak memory of one probe's training (see the module docstring for the parts)."""
     storage = settings.quantization or settings.precision
     weights = shape.parameters() * WEIGHT_BYTES[storage]
+    if settings.quantization:
+        # bitsandbytes quantizes the linear layers only, and PEFT's
+        # prepare_model_for_kbit_training upcasts what is left (embeddings, an untied output
+        # head) to fp32.
+        embeddings = shape.vocab * shape.hidden * (1 if shape.tied_embeddings else 2)
+        weights += embeddings * (4 - WEIGHT_BYTES[storage])
     trainable = lora_parameters(shape, settings.lora_r, settings.lora_targets)
     optimizer = OPTIMIZER_BYTES["8bit" if "8bit" in settings.optim else "default"]
     lora = trainable * (4 + 4 + optimizer)
