@@ -50,7 +50,7 @@ def test_a_reply_cut_at_max_tokens_is_asked_again_with_twice_the_room(tmp_path: 
     assert proposal.fallback_from is None and proposal.changes == {"learning_rate": 0.002}
     first, second = (r.json for r in transport.requests)
     assert first["max_tokens"] == 2048 + THINKING_ROOM
-    assert second["max_tokens"] == 2 * 2048 + THINKING_ROOM
+    assert second["max_tokens"] == 2 * (2048 + THINKING_ROOM)  # twice the whole room
     # The cut reply is not part of the conversation (it held no answer) ...
     assert second["messages"] == first["messages"]
     # ... but its tokens were billed, so they are counted, and the session log says so.
@@ -58,7 +58,7 @@ def test_a_reply_cut_at_max_tokens_is_asked_again_with_twice_the_room(tmp_path: 
     assert proposal.usage.output_tokens == 2048 + THINKING_ROOM + 150
     assert policy.notices() == [
         f"Claude's reply was cut at max_tokens ({2048 + THINKING_ROOM} tokens written) before "
-        "an answer; asked again once with twice the room"
+        "a complete answer; asked again once with twice the room"
     ]
 
 
@@ -113,7 +113,7 @@ def test_a_reading_cut_at_max_tokens_is_asked_again_at_low_effort(tmp_path: Path
     transport.check()
     assert reading == "lr up moved facts +0.4, inside noise."
     sizes = [r.json["max_tokens"] for r in transport.requests]
-    assert sizes == [300 + THINKING_ROOM, 600 + THINKING_ROOM]
+    assert sizes == [300 + THINKING_ROOM, 2 * (300 + THINKING_ROOM)]
     assert all(r.json["output_config"] == {"effort": "low"} for r in transport.requests)
     assert all("thinking" not in r.json for r in transport.requests)
 
@@ -131,3 +131,31 @@ def test_claude_sees_the_campaign_memory_as_data(tmp_path: Path) -> None:
     assert "Campaign memory: 1 probe(s) of earlier sessions" in state
     assert "Earlier sessions, same conditions" in data and "old-p1" in data
     assert "learning_rate=0.004" in data
+
+
+def test_a_tool_call_cut_at_max_tokens_is_asked_again_not_trusted(tmp_path: Path) -> None:
+    campaign = make_campaign(tmp_path)
+    cut_call = message(
+        [THOUGHT, {"type": "tool_use", "id": "toolu_cut", "name": "propose_probe",
+                   "input": {"lane": "hyperparameters"}}],
+        stop_reason="max_tokens",
+    )
+    transport = FakeTransport([cut_call, propose("hyperparameters", LR_UP)])
+    policy, _, _ = make_policy(campaign, transport)
+    proposal = policy.ask(context(campaign))
+    transport.check()
+    assert proposal.fallback_from is None and proposal.changes == {"learning_rate": 0.002}
+    assert len(transport.requests) == 2
+
+
+def test_the_cut_calls_cost_is_kept_when_the_second_call_fails(tmp_path: Path) -> None:
+    from agent.testing.fake_anthropic import error_reply
+
+    campaign = make_campaign(tmp_path)
+    bad_key = error_reply(401, "authentication_error", "invalid x-api-key")
+    transport = FakeTransport([cut(), bad_key, propose("hyperparameters", LR_UP)])
+    policy, _, _ = make_policy(campaign, transport)
+    first = policy.ask(context(campaign))
+    assert first.fallback_from == "claude"
+    # The cut reply was billed: its tokens are in this turn's usage.
+    assert first.usage is not None and first.usage.output_tokens == 2048 + THINKING_ROOM

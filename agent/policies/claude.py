@@ -389,6 +389,7 @@ class ClaudePolicy(Policy):
         max_tokens: int,
         effort: str | None = None,
         show_thinking: bool = False,
+        room_factor: int = 1,
     ) -> Any:
         """One Messages API call. On a model that thinks by default, `max_tokens` is the room
         for the answer and THINKING_ROOM is added for the thinking (it counts toward the cap;
@@ -399,7 +400,9 @@ class ClaudePolicy(Policy):
         traits = traits_of(self.model)
         params: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": output_room(self.model, max_tokens),
+            "max_tokens": min(
+                output_room(self.model, max_tokens) * room_factor, traits.max_output_tokens
+            ),
             "system": self._system,
             "tools": self._tools,
             "tool_choice": tool_choice,
@@ -421,35 +424,46 @@ class ClaudePolicy(Policy):
         self._reached()
         return reply
 
-    def _roomy_call(self, messages: list[dict[str, Any]], **kw: Any) -> tuple[Any, LLMUsage]:
-        """`_call`, and once more with twice the room when the reply was cut at max_tokens
-        with nothing usable in it (thinking can eat the room): such a reply is recorded in the
-        log and never read as an empty answer. Returns the last reply and the usage of both."""
+    def _roomy_call(
+        self, messages: list[dict[str, Any]], *, cut_is_unusable: bool = False, **kw: Any
+    ) -> tuple[Any, LLMUsage, bool]:
+        """`_call`, and once more with twice the room (thinking and answer together) when the
+        reply was cut at max_tokens with nothing usable in it (thinking can eat the room) —
+        with `cut_is_unusable`, whenever it was cut (a proposal's tool call cut short is not
+        one to trust). Such a reply is noted in the session log and never read as an empty
+        answer. Returns the last reply, the usage of both calls (the first is carried into
+        the next proposal's when the second fails) and whether it was asked again."""
         reply = self._call(messages, **kw)
         usage = self._account(reply)
-        if getattr(reply, "stop_reason", None) == "max_tokens" and not _usable(reply):
-            notice = (
-                f"Claude's reply was cut at max_tokens ({reply.usage.output_tokens} tokens "
-                f"written) before an answer; asked again once with twice the room"
-            )
-            log.warning("claude policy: %s", notice)
-            self._notices.append(notice)
-            kw = {**kw, "max_tokens": kw["max_tokens"] * 2}
-            reply = self._call(messages, **kw)
-            usage = usage + self._account(reply)
-        return reply, usage
+        cut = getattr(reply, "stop_reason", None) == "max_tokens"
+        if not cut or (_usable(reply) and not cut_is_unusable):
+            return reply, usage, False
+        notice = (
+            f"Claude's reply was cut at max_tokens ({reply.usage.output_tokens} tokens "
+            f"written) before a complete answer; asked again once with twice the room"
+        )
+        log.warning("claude policy: %s", notice)
+        self._notices.append(notice)
+        try:
+            reply = self._call(messages, **{**kw, "room_factor": 2})
+        except Exception:
+            self._carry = self._carry + usage  # billed all the same
+            raise
+        return reply, usage + self._account(reply), True
 
     def _propose_call(self, messages: list[dict[str, Any]]) -> tuple[Any, LLMUsage]:
         """A proposal call. `tool_choice: any` only on models that accept a forced choice
         (the 5.5 generation answers it with a 400); elsewhere `auto`, with the rules asking
         for exactly one tool call and a text-only reply asked again."""
         choice = "any" if traits_of(self.model).forced_tool_choice else "auto"
-        return self._roomy_call(
+        reply, usage, _ = self._roomy_call(
             messages,
+            cut_is_unusable=True,
             tool_choice={"type": choice, "disable_parallel_tool_use": True},
             max_tokens=self.max_tokens,
             show_thinking=True,
         )
+        return reply, usage
 
     def _account(self, reply: Any) -> LLMUsage:
         u = usage_of(reply.usage, self.model, overrides=self.prices)
@@ -510,16 +524,19 @@ class ClaudePolicy(Policy):
                 reply, spent = self._propose_call(messages)
             except anthropic.APIError as exc:
                 reason = self._api_failure(exc)
+                # A cut reply before the failed call was billed: it belongs to this turn.
+                usage, self._carry = usage + self._carry, LLMUsage()
                 return self._fallback(context, f"Claude API call failed: {reason}", usage)
             usage = usage + spent
             rationale = prompting.sanitize(reply_rationale(reply), 2000) or None
             calls = [b for b in reply.content if getattr(b, "type", None) == "tool_use"]
-            if not calls and getattr(reply, "stop_reason", None) == "max_tokens":
+            if getattr(reply, "stop_reason", None) == "max_tokens":
+                # _propose_call asks again after any cut: this is the second.
                 return self._fallback(
                     context,
-                    f"Claude's reply was cut at max_tokens twice (last room "
-                    f"{self.max_tokens * 2} tokens) before a tool call; raise "
-                    "agent.settings.max_tokens",
+                    f"Claude's reply was cut at max_tokens twice (the second time with "
+                    f"{reply.usage.output_tokens} tokens written) before a complete tool "
+                    "call; raise agent.settings.max_tokens",
                     usage,
                 )
             messages.append({"role": "assistant", "content": _assistant_content(reply)})
@@ -698,7 +715,7 @@ class ClaudePolicy(Policy):
         if self.disabled_reason is not None or (self.offline and not try_offline):
             return None, LLMUsage()
         try:
-            reply, usage = self._roomy_call(
+            reply, usage, _ = self._roomy_call(
                 [{"role": "user", "content": prompt}],
                 tool_choice={"type": "none"},
                 max_tokens=max_tokens,
