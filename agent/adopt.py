@@ -1,15 +1,15 @@
 """`autoresearch adopt PROBE`: write a confirmed change into search_space.yaml's recipe, so the
 next session starts from the improved recipe.
 
-The file is edited in place with a round-trip YAML editor (ruamel.yaml): its comments, key
-order and layout stay as they are; each adopted key gets an end-of-line comment naming the
-probe, its effect and the value it replaces. The edited text is validated as a campaign before
-it is written (atomically), so a failed adopt leaves the file untouched.
+ruamel.yaml's round-trip loader finds the line of each adopted key; only those lines are
+rewritten (each with an end-of-line comment naming the probe, its effect and the value it
+replaces, the line's old comment kept after it), so every other byte of the file stays as it
+was. The edited text is validated as a campaign, and each adopted value must read back as
+itself, before it is written (atomically): a failed adopt leaves the file untouched.
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,46 @@ def confirmed_row(store: Store, row: ProbeRow) -> ProbeRow:
     )
 
 
+def yaml_scalar(value: Any) -> str:
+    """`value` as YAML that both YAML 1.1 (PyYAML) and 1.2 read back as the same type: a float
+    in exponent form gets a decimal point (`3.0e-05`; `3e-05` is a string to PyYAML)."""
+    import json
+    import re
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        if "e" in text:
+            mantissa, exponent = text.split("e")
+            if "." not in mantissa:
+                mantissa += ".0"
+            text = f"{mantissa}e{exponent}"
+        return text
+    text = str(value)
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", text) and text.lower() not in {
+        "true",
+        "false",
+        "yes",
+        "no",
+        "on",
+        "off",
+        "null",
+        "none",
+        "y",
+        "n",
+        "~",
+    }
+    return text if plain else json.dumps(text)
+
+
 def adopt(store: Store, row: ProbeRow, campaign_path: Path) -> Adoption:
-    """Write `row`'s confirmed change into `campaign_path`'s recipe (see the module doc)."""
+    """Write `row`'s confirmed change into `campaign_path`'s recipe (see the module doc).
+
+    Only the adopted keys' lines change (a line is added for a key the recipe did not list):
+    every other byte of the file, comments and blank lines included, stays as it was."""
     from ruamel.yaml import YAML
 
     from agent.campaign import CampaignError, parse_campaign
@@ -60,14 +98,15 @@ def adopt(store: Store, row: ProbeRow, campaign_path: Path) -> Adoption:
     if not changes:
         raise AdoptError(f"{row.id} changes nothing: there is nothing to adopt")
     text = read_user_text(campaign_path, "the campaign", AdoptError)
-    yaml = YAML()  # round-trip: comments and layout are kept
-    yaml.preserve_quotes = True
-    yaml.width = 4096  # never re-wrap a user's long lines
-    data = yaml.load(text)
+    data = YAML().load(text)  # round-trip: it knows the line of every key
     recipe = data.get("recipe") if hasattr(data, "get") else None
-    if recipe is None:
+    if recipe is None or not hasattr(recipe, "lc"):
         raise AdoptError(f"{campaign_path}: no recipe section to adopt into")
-    previous = {k: recipe.get(k) for k in changes}
+    if recipe.fa.flow_style():
+        raise AdoptError(
+            f"{campaign_path}: the recipe is written inline ({{...}}); adopt edits a recipe "
+            "written one key per line"
+        )
     if all(k in recipe and recipe[k] == v for k, v in changes.items()):
         raise AdoptError(
             f"{format_changes(changes)} is already the recipe in {campaign_path}: nothing to do"
@@ -80,20 +119,40 @@ def adopt(store: Store, row: ProbeRow, campaign_path: Path) -> Adoption:
         if verdict.get("target_delta") is not None and verdict.get("ci_low") is not None
         else "confirmed"
     )
+    lines = text.splitlines(keepends=True)
+    keys = list(recipe)
+    indent = " " * recipe.lc.key(keys[0])[1] if keys else "  "
+    previous: dict[str, Any] = {}
+    added: list[str] = []
     for key, value in changes.items():
-        was = "unset" if previous[key] is None and key not in recipe else repr(previous[key])
-        recipe[key] = value
-        recipe.yaml_add_eol_comment(
-            f"adopted from {kept.id} (session {kept.session_id}): {effect}; was {was}", key
-        )
-    out = io.StringIO()
-    yaml.dump(data, out)
-    edited = out.getvalue()
+        note = f"adopted from {kept.id} (session {kept.session_id}): {effect}"
+        if key in recipe:
+            previous[key] = recipe[key]
+            line, column = recipe.lc.key(key)
+            if recipe.lc.value(key)[0] != line or hasattr(recipe[key], "lc"):
+                raise AdoptError(
+                    f"{campaign_path}:{line + 1}: recipe.{key} spans several lines; edit it by hand"
+                )
+            old = lines[line].rstrip("\r\n")
+            ending = lines[line][len(old) :] or "\n"
+            comment = old.split("#", 1)[1].strip() if "#" in old else ""
+            was = f"; was {yaml_scalar(recipe[key])}" + (f" ({comment})" if comment else "")
+            lines[line] = f"{old[:column]}{key}: {yaml_scalar(value)}  # {note}{was}{ending}"
+        else:
+            previous[key] = None
+            added.append(f"{indent}{key}: {yaml_scalar(value)}  # {note}; was not set\n")
+    if added:
+        last = max(recipe.lc.value(k)[0] for k in keys) if keys else recipe.lc.line
+        lines[last + 1 : last + 1] = added
+    edited = "".join(lines)
     try:
-        parse_campaign(edited, campaign_path)
+        campaign = parse_campaign(edited, campaign_path)
     except CampaignError as exc:
         raise AdoptError(
             f"adopting {format_changes(changes)} would break the campaign: {exc}"
         ) from None
+    wrong = {k: campaign.recipe.get(k) for k, v in changes.items() if campaign.recipe.get(k) != v}
+    if wrong:  # never write a value that would read back as something else
+        raise AdoptError(f"adopting {format_changes(changes)} would read back as {wrong}")
     write_text_whole(campaign_path, edited)
     return Adoption(kept.id, changes, previous, effect)

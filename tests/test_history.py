@@ -174,3 +174,54 @@ def test_optuna_continues_from_the_earlier_sessions_trials(tmp_path: Path) -> No
             study = optuna.load_study(study_name=summary.study_name, storage=storage)
             told |= {t.user_attrs.get("probe_id") for t in study.get_trials(deepcopy=False)}
     assert set(judged) <= told
+
+
+def test_adopt_touches_only_the_adopted_lines_and_writes_values_that_read_back(
+    tmp_path: Path,
+) -> None:
+    """Comment lines and blank lines after the key, wrapped flow lists elsewhere, an old
+    end-of-line comment: all kept. 3e-05 is written so PyYAML reads a float (not a string)."""
+    from agent.adopt import adopt, yaml_scalar
+    from agent.campaign import load_campaign
+    from agent.store.tables import ProbeRow
+
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    text = text.replace("  guards: [voice, offtask]\n", "  guards: [voice,\n           offtask]\n")
+    text = text.replace(
+        "  learning_rate: 1.0e-3\n",
+        "  learning_rate: 1.0e-3   # production value\n\n  # the LoRA shape\n",
+    )
+    text = text.replace(
+        "    learning_rate: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}",
+        "    learning_rate: {{type: float, low: 1.0e-5, high: 1.0e-2, log: true}}",
+    ) if "{{" in text else text.replace(
+        "    learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}",
+        "    learning_rate: {type: float, low: 1.0e-5, high: 1.0e-2, log: true}",
+    )
+    workspace = make_workspace(tmp_path / "ws", campaign=text)
+    path = workspace / "search_space.yaml"
+    before = path.read_text()
+    row = ProbeRow(id="probe-x-confirm", session_id="s0", seq=5, kind="confirm", status="keep",
+                   changes={"learning_rate": 3e-05, "warmup_ratio": 0.1}, steps=30, seed=5,
+                   verdict={"target": "facts", "target_delta": 0.6, "ci_low": 0.2,
+                            "ci_high": 1.0})  # fmt: skip
+    done = adopt(None, row, path)  # type: ignore[arg-type]  # a keep needs no store lookup
+    after = path.read_text()
+    assert done.previous == {"learning_rate": 0.001, "warmup_ratio": None}
+    old_lines, new_lines = before.splitlines(), after.splitlines()
+    changed = [i for i, line in enumerate(old_lines) if line not in new_lines]
+    assert [old_lines[i] for i in changed] == ["  learning_rate: 1.0e-3   # production value"]
+    assert (
+        "  learning_rate: 3.0e-05  # adopted from probe-x-confirm (session s0): facts +0.60 "
+        "[+0.20, +1.00]; was 0.001 (production value)" in new_lines
+    )
+    assert "  # the LoRA shape" in new_lines and "           offtask]" in new_lines
+    added = [line for line in new_lines if line not in old_lines and "warmup_ratio" in line]
+    assert added == ["  warmup_ratio: 0.1  # adopted from probe-x-confirm (session s0): facts "
+                     "+0.60 [+0.20, +1.00]; was not set"]  # fmt: skip
+    import yaml
+
+    assert yaml.safe_load(after)["recipe"]["learning_rate"] == 3e-05  # a float to PyYAML too
+    assert load_campaign(path).recipe["warmup_ratio"] == 0.1
+    assert yaml_scalar(1e-05) == "1.0e-05" and yaml.safe_load(yaml_scalar(2e-05)) == 2e-05
+    assert yaml_scalar("natural") == "natural" and yaml_scalar("yes") == '"yes"'
