@@ -107,6 +107,22 @@ def adopt(store: Store, row: ProbeRow, campaign_path: Path) -> Adoption:
             f"{campaign_path}: the recipe is written inline ({{...}}); adopt edits a recipe "
             "written one key per line"
         )
+    session = store.get_session(kept.session_id) if store is not None else None
+    if session is not None:
+        # The change was confirmed against that session's recipe: stacked on another one it
+        # is an untested combination.
+        measured = session.campaign.get("recipe", {})
+        moved = sorted(
+            k for k in set(measured) | set(recipe)
+            if k not in changes and measured.get(k) != recipe.get(k)
+        )  # fmt: skip
+        if moved:
+            raise AdoptError(
+                f"{campaign_path}: the recipe changed since session {kept.session_id} confirmed "
+                f"{format_changes(changes)} (now different: {', '.join(moved)}); a change is "
+                "adopted only into the recipe it was measured against: run a session on the "
+                "current recipe to test it there"
+            )
     if all(k in recipe and recipe[k] == v for k, v in changes.items()):
         raise AdoptError(
             f"{format_changes(changes)} is already the recipe in {campaign_path}: nothing to do"

@@ -145,6 +145,14 @@ def test_adopt_writes_the_kept_change_keeping_comments_and_layout(tmp_path: Path
     assert load_campaign(path).recipe["learning_rate"] == 0.002
     again = runner.invoke(app, ["adopt", keep.id, "-w", str(workspace)])
     assert again.exit_code == 2 and "already the recipe" in again.output
+    # Stacking a change confirmed against another recipe is refused.
+    recipe_edit = path.read_text().replace("  lora_r: 16\n", "  lora_r: 32\n")
+    path.write_text(recipe_edit)
+    stacked = runner.invoke(app, ["adopt", keep.id, "-w", str(workspace)])
+    assert stacked.exit_code == 2
+    assert "the recipe changed since session" in " ".join(stacked.output.split())
+    assert "lora_r" in stacked.output and path.read_text() == recipe_edit
+    path.write_text(recipe_edit.replace("  lora_r: 32\n", "  lora_r: 16\n"))
     # The next session measures a new baseline: history labels the two recipes.
     start(workspace, "--budget", "4")
     out = runner.invoke(app, ["history", "-w", str(workspace)]).output
