@@ -418,6 +418,10 @@ class Campaign(_Strict):
             (("trainer", "cwd"), getattr(self.trainer, "cwd", None)),
             (("eval", "prompts"), self.eval.prompts),
             (("trainer", "data"), getattr(self.trainer, "data", None)),
+            *(
+                (("trainer", "inputs", i), value)
+                for i, value in enumerate(getattr(self.trainer, "inputs", ()))
+            ),
         ]
         return [
             (loc, refusal(self.resolve(value), self.workspace))

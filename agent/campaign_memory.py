@@ -71,6 +71,7 @@ def input_files(campaign: Campaign) -> list[Path]:
         if trainer.model != "demo" and model.exists():
             files.append(model)
     else:
+        files += [campaign.resolve(p) for p in trainer.inputs]
         cwd = campaign.resolve(trainer.cwd) if trainer.cwd else campaign.resolve(".")
         for arg in trainer.argv:
             if "{" in arg:

@@ -83,3 +83,32 @@ def test_the_command_trainers_script_and_the_training_itself_change_the_key(
     assert key(ws, seed=2) != after and key(ws, steps=31) != after
     assert key(ws, kind="confirm") != after
     assert key(ws, params={**load_campaign(ws / "search_space.yaml").recipe, "lora_r": 8}) != after
+
+
+def test_a_command_trainers_declared_inputs_change_the_key(tmp_path: Path) -> None:
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    text = text.replace("  argv:", "  inputs: [data]\n  argv:")
+    ws = make_workspace(tmp_path / "ws", campaign=text)
+    (ws / "data").mkdir()
+    (ws / "data" / "train.jsonl").write_text('{"a": 1}\n')
+    before = key(ws)
+    (ws / "data" / "train.jsonl").write_text('{"a": 2}\n')
+    assert key(ws) != before
+    # Undeclared files are not hashed: that is what `inputs` is for.
+    (ws / "notes.txt").write_text("anything")
+    after = key(ws)
+    (ws / "notes.txt").write_text("else")
+    assert key(ws) == after
+
+
+def test_a_missing_declared_input_is_refused_before_training(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    text = text.replace("  argv:", "  inputs: [data/missing]\n  argv:")
+    ws = make_workspace(tmp_path / "ws", campaign=text)
+    result = CliRunner().invoke(app, ["check", "-w", str(ws)])
+    assert result.exit_code == 2
+    assert "trainer.inputs[0]: 'data/missing' does not exist" in " ".join(result.output.split())

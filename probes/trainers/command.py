@@ -216,7 +216,11 @@ class CommandTrainer(Trainer):
                 p = Path(arg) if Path(arg).is_absolute() else self.cwd / arg
                 if not p.exists():
                     return [f"trainer.argv: script {arg!r} does not exist (looked in {self.cwd})"]
-        return []
+        return [
+            f"trainer.inputs[{i}]: {name!r} does not exist (looked in {self.workspace})"
+            for i, name in enumerate(self.config.inputs)
+            if not (self.workspace / name).exists()
+        ]
 
     def run(self, spec: ProbeSpec) -> ProbeResult:
         argv = list(self.config.argv)

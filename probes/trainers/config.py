@@ -46,6 +46,10 @@ class CommandTrainerConfig(_Strict):
     names in `secrets:`. By default the script inherits the environment without them."""
     cwd: str | None = None
     """Working folder, relative to the workspace; default the workspace."""
+    inputs: list[str] = Field(default_factory=list)
+    """Files or folders the script reads (its data, its code), relative to the workspace:
+    their contents go into every training's content key, so an identical earlier training is
+    reused only while they are unchanged. The script named in argv is always included."""
 
     @field_validator("argv")
     @classmethod
