@@ -139,6 +139,8 @@ def open_session(
     )
     if resume:
         assert unfinished is not None
+        # A session started with --no-cache resumes without the cache too.
+        kwargs["no_cache"] = no_cache or bool(unfinished.no_cache)
         session = ResearchSession(store=store, campaign=campaign, row=unfinished, **kwargs)
         store.sync_views()
         store.event(unfinished.id, "session", "resumed")

@@ -334,6 +334,7 @@ class ResearchSession:
             campaign=campaign.model_dump(mode="json"),
             campaign_path=str(campaign.path or ""),
             forced=force,
+            no_cache=bool(kwargs.get("no_cache", False)),
         )
         store.create_session(row)
         session = cls(store=store, campaign=campaign, row=row, **kwargs)

@@ -1173,3 +1173,19 @@ def test_a_training_with_unscored_answers_is_never_reused(tmp_path: Path) -> Non
     # The baseline (fully scored) is reused; the probe with the gap is trained again.
     assert [(s.kind.value, s.changes) for s in trainer.calls] == [("probe", {"lora_r": 8})]
     assert store.runs_used(second.id) == 1
+
+
+def test_a_no_cache_session_resumes_without_the_cache(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    session_run(ws, [], budget=BudgetSpec(runs=4))  # a baseline an identical session could reuse
+    with pytest.raises(Killed):
+        session_run(ws, [], budget=BudgetSpec(runs=4), trainer=DyingWorld(2), no_cache=True)
+    store = Store(ws)
+    row = store.latest_session()
+    assert row is not None and row.status == "running" and row.no_cache
+    trainer, policy = World(), Scripted([])
+    with WorkspaceLock(ws / "runs"):
+        open_session(ws, budget=None, resume=True, trainer=trainer, policies=(policy, policy)).run()
+    # The interrupted seed and the one never started are trained, not taken from the cache.
+    assert [s.kind.value for s in trainer.calls] == ["baseline", "baseline"]
+    assert all(p.reused_from is None for p in Store(ws).probes(row.id))

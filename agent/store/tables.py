@@ -45,6 +45,7 @@ class SessionRow(Base):
     mde: Mapped[float | None] = mapped_column(Float, nullable=True)
     power: Mapped[dict | None] = mapped_column(JSON, nullable=True)  # PowerReport.to_dict()
     forced: Mapped[bool] = mapped_column(Boolean, default=False)  # ran past the power gate
+    no_cache: Mapped[bool] = mapped_column(Boolean, default=False)  # `start --no-cache`
     conclusion: Mapped[str | None] = mapped_column(Text, nullable=True)
     narrative: Mapped[str | None] = mapped_column(Text, nullable=True)  # the agent's prose
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
