@@ -249,3 +249,17 @@ def test_auto_attention_never_picks_flash_for_fp32() -> None:
     flash = Machine(cuda=True, gpu_count=1, gpu_memory=GIB, bf16=True, flash_attn=True)
     p = resolve_precision(TrlTrainerConfig(dtype="fp32"), flash)
     assert p.attn_implementation == "sdpa" and p.problems == () and p.machine_problems == ()
+
+
+@pytest.mark.parametrize("optim", ["paged_adamw_32bit", "lion_32bit", "adamw_8bit"])
+def test_every_bitsandbytes_optimizer_needs_bitsandbytes(optim: str) -> None:
+    p = resolve_precision(TrlTrainerConfig(optim=optim), T4)
+    assert any("needs bitsandbytes" in m for m in p.machine_problems), p.machine_problems
+
+
+def test_cpu_advice_names_only_what_runs_on_a_cpu() -> None:
+    shape = ModelShape.from_config(LLAMA3_8B)
+    settings = MemorySettings(precision="fp32", lora_r=8, batch=8, max_length=1024)
+    fix = what_fits(shape, settings, 48 * GIB, gpu_levers=False)
+    assert fix is not None and all("bnb" not in c and "load_in" not in c for c in fix[0])
+    assert fix[0][0] == "gradient_checkpointing: true"

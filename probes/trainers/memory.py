@@ -241,17 +241,19 @@ quality first); batch size is a recipe knob, named separately."""
 
 
 def what_fits(
-    shape: ModelShape, settings: MemorySettings, capacity: float
+    shape: ModelShape, settings: MemorySettings, capacity: float, *, gpu_levers: bool = True
 ) -> tuple[list[str], MemoryEstimate] | None:
     """The first combination of LEVERS (taken in order, cumulatively) that fits `capacity`
     bytes, with its estimate; then the same with the micro-batch halved down to 1. None when
-    nothing fits."""
+    nothing fits. Without `gpu_levers` (a CPU), only the levers that run there are tried."""
     current = settings
     changes: list[str] = []
     estimate = estimate_memory(shape, current)
     if estimate.total <= capacity:
         return changes, estimate
     for name, update in LEVERS:
+        if not gpu_levers and name != "gradient_checkpointing: true":
+            continue
         if all(getattr(current, k) == v for k, v in update.items()):
             continue
         if "quantization" in update and current.quantization == "4bit":

@@ -288,6 +288,11 @@ class Precision:
         }
 
 
+BNB_OPTIMIZER_MARKS = ("bnb", "8bit", "32bit", "paged", "lion", "ademamix")
+"""Parts of the transformers optimizer names bitsandbytes implements (adamw_8bit,
+paged_adamw_32bit, lion_32bit, ademamix, ...)."""
+
+
 def known_optimizers() -> list[str]:
     """The optimizer names transformers accepts (`TrainingArguments.optim`)."""
     from transformers.training_args import OptimizerNames
@@ -350,7 +355,7 @@ def resolve_precision(config: TrlTrainerConfig, machine: Machine) -> Precision:
             "bf16 or fp16; set trainer.dtype"
         )
     needs_bnb = [f"load_in_{quantization}"] if quantization else []
-    if "bnb" in config.optim or "8bit" in config.optim:
+    if any(mark in config.optim for mark in BNB_OPTIMIZER_MARKS):
         needs_bnb.append(f"optim {config.optim}")
     if needs_bnb and not machine.bitsandbytes:
         machine_problems.append(
@@ -467,7 +472,9 @@ class TrlTrainer(Trainer):
             capacity = machine.ram
             where = f"{machine.ram / GIB:.0f} GiB of RAM"
         if capacity and estimate.total > capacity:
-            fits = what_fits(shape, settings, capacity)
+            # 8-bit AdamW and 8-/4-bit loading need a GPU: on the CPU only the rest may help.
+            gpu_only = precision.device != "cuda"
+            fits = what_fits(shape, settings, capacity, gpu_levers=not gpu_only)
             advice = (
                 "set " + ", ".join(fits[0]) + f" ({fits[1].gib():.1f} GiB)"
                 if fits
