@@ -508,6 +508,11 @@ class ResearchSession:
         timeout = self._launch_timeout(charged=row.counted)
         if timeout is False:
             return None
+        if row.reused_from:
+            # Killed while taking over an earlier training, and not reused now (--no-cache):
+            # train it here; the folder it pointed at belongs to the earlier session.
+            self.store.update_probe(row.id, reused_from=None, run_dir=None, spec=None)
+            row.reused_from, row.run_dir, row.spec = None, None, None
         previous = Path(row.run_dir) if row.run_dir else None
         attempt = row.attempts + 1
         run_dir = self.store.runs_dir / (row.id if attempt == 1 else f"{row.id}.attempt{attempt}")

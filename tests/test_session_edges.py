@@ -1189,3 +1189,35 @@ def test_a_no_cache_session_resumes_without_the_cache(tmp_path: Path) -> None:
     # The interrupted seed and the one never started are trained, not taken from the cache.
     assert [s.kind.value for s in trainer.calls] == ["baseline", "baseline"]
     assert all(p.reused_from is None for p in Store(ws).probes(row.id))
+
+
+def test_a_kill_while_taking_over_a_training_never_touches_the_earlier_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace(tmp_path / "ws")
+    first, store, _, _ = session_run(ws, [], budget=BudgetSpec(runs=4))
+    earlier = store.probes(first.id)[0]
+    real_record = ResearchSession._record
+
+    def dies_taking_over(self: ResearchSession, row: ProbeRow, result: Any, run_dir: Any) -> None:
+        if run_dir is None:  # the reuse path records without a folder of its own
+            raise Killed(row.id)
+        real_record(self, row, result, run_dir)
+
+    monkeypatch.setattr(ResearchSession, "_record", dies_taking_over)
+    with pytest.raises(Killed):
+        session_run(ws, [], budget=BudgetSpec(runs=4))
+    monkeypatch.setattr(ResearchSession, "_record", real_record)
+    row = Store(ws).latest_session()
+    assert row is not None
+    half = Store(ws).probes(row.id)[0]
+    assert half.state == "pending" and half.reused_from == earlier.id
+    trainer, policy = World(), Scripted([])
+    with WorkspaceLock(ws / "runs"):
+        open_session(ws, budget=None, resume=True, trainer=trainer, policies=(policy, policy),
+                     no_cache=True).run()  # fmt: skip
+    assert trainer.calls[0].probe_id == half.id
+    assert trainer.calls[0].out_dir == ws / "runs" / half.id  # its own folder
+    assert "resume_from" not in trainer.calls[0].trainer
+    assert not (Path(earlier.run_dir or "") / "INTERRUPTED").exists()
+    assert Store(ws).probes(row.id)[0].reused_from is None
