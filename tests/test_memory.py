@@ -251,10 +251,14 @@ def test_auto_attention_never_picks_flash_for_fp32() -> None:
     assert p.attn_implementation == "sdpa" and p.problems == () and p.machine_problems == ()
 
 
-@pytest.mark.parametrize("optim", ["paged_adamw_32bit", "lion_32bit", "adamw_8bit"])
-def test_every_bitsandbytes_optimizer_needs_bitsandbytes(optim: str) -> None:
+@pytest.mark.parametrize(
+    ("optim", "bnb"),
+    [("paged_adamw_32bit", True), ("lion_32bit", True), ("adamw_8bit", True),
+     ("ademamix", True), ("adamw_torch_8bit", False), ("adamw_torch", False)],
+)
+def test_every_bitsandbytes_optimizer_needs_bitsandbytes(optim: str, bnb: bool) -> None:
     p = resolve_precision(TrlTrainerConfig(optim=optim), T4)
-    assert any("needs bitsandbytes" in m for m in p.machine_problems), p.machine_problems
+    assert any("needs bitsandbytes" in m for m in p.machine_problems) is bnb
 
 
 def test_cpu_advice_names_only_what_runs_on_a_cpu() -> None:

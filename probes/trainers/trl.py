@@ -288,9 +288,21 @@ class Precision:
         }
 
 
-BNB_OPTIMIZER_MARKS = ("bnb", "8bit", "32bit", "paged", "lion", "ademamix")
-"""Parts of the transformers optimizer names bitsandbytes implements (adamw_8bit,
-paged_adamw_32bit, lion_32bit, ademamix, ...)."""
+BNB_OPTIMIZERS = frozenset(
+    {
+        "adamw_bnb_8bit",
+        "adamw_8bit",
+        "ademamix",
+        "ademamix_8bit",
+        "lion_8bit",
+        "lion_32bit",
+        "rmsprop_bnb",
+        "rmsprop_bnb_8bit",
+        "rmsprop_bnb_32bit",
+    }
+)
+"""The transformers optimizer names bitsandbytes implements, besides every `paged_*` one
+(adamw_torch_8bit and _4bit are torchao's)."""
 
 
 def known_optimizers() -> list[str]:
@@ -355,7 +367,7 @@ def resolve_precision(config: TrlTrainerConfig, machine: Machine) -> Precision:
             "bf16 or fp16; set trainer.dtype"
         )
     needs_bnb = [f"load_in_{quantization}"] if quantization else []
-    if any(mark in config.optim for mark in BNB_OPTIMIZER_MARKS):
+    if config.optim in BNB_OPTIMIZERS or config.optim.startswith("paged_"):
         needs_bnb.append(f"optim {config.optim}")
     if needs_bnb and not machine.bitsandbytes:
         machine_problems.append(
