@@ -298,3 +298,19 @@ def _Fallback() -> Any:
     from tests.test_claude_policy import StubFallback
 
     return StubFallback()
+
+
+def test_after_a_bad_key_the_judge_stops_calling() -> None:
+    """A failure that recurs on every call (401, a spend limit) is paid once: the remaining
+    answers are judge_error at once, saying why."""
+    from probes.evaluation.judge import JudgeConfig, JudgeStatus, LLMJudge
+    from probes.spec import EvalPrompt
+
+    bad = error_reply(401, "authentication_error", "invalid x-api-key")
+    transport = FakeTransport(handler=lambda _request: bad)
+    judge = LLMJudge(JudgeConfig(), client=fake_client(transport), sleep=lambda _s: None)
+    prompts = [EvalPrompt(id=f"p{i}", category="voice", prompt="Write.") for i in range(5)]
+    results = [judge.score(p, "An answer.") for p in prompts]
+    assert all(r.status is JudgeStatus.JUDGE_ERROR for r in results)
+    assert len(transport.requests) == 1
+    assert "judge unavailable: AuthenticationError (HTTP 401)" in (results[-1].error or "")

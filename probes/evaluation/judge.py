@@ -41,6 +41,7 @@ from probes.llm import (
     default_client,
     describe_api_error,
     extract_json_object,
+    is_retryable,
     output_room,
     response_text,
     single_layer,
@@ -414,6 +415,9 @@ class LLMJudge:
         self._client = single_layer(client) if client is not None else None
         self._sleep = sleep
         self._structured = config.structured_output
+        self.disabled_reason: str | None = None
+        """Set after a failure that recurs on every call (a bad key, a spend limit): the rest
+        of the answers are judge_error without a call."""
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -580,6 +584,16 @@ class LLMJudge:
         import anthropic
 
         cfg = self.config
+        if self.disabled_reason is not None and first_text is None:
+            return self._result(
+                prompt,
+                status=JudgeStatus.JUDGE_ERROR,
+                score=None,
+                usage=usage,
+                attempts=attempts,
+                error=f"judge unavailable: {self.disabled_reason}",
+                api_failure=True,
+            )
         extra: list[dict[str, Any]] = []
         last_error = "no reply"
         api_failure = False
@@ -601,6 +615,8 @@ class LLMJudge:
                     last_error = describe_api_error(exc, self._secrets())
                     api_failure = True
                     attempts += 1
+                    if not is_retryable(exc):
+                        self.disabled_reason = last_error
                     # The retry layer (call_with_retries) already waited and retried what
                     # could be: retrying the whole call again would multiply the requests
                     # and the waits (and ignore a server's x-should-retry: false).
