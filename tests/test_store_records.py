@@ -641,3 +641,20 @@ def test_set_verdict_rewrites_the_verdict_and_status_and_results_tsv(store: Stor
     assert row["status"] == "keep"
     assert _read_tsv(store.tsv_path)[0]["status"] == "keep"
     assert _read_tsv(store.tsv_path)[0]["target_delta"] == "0.5"
+
+
+def test_results_tsv_keeps_the_database_order_across_sessions_started_together(
+    store: Store,
+) -> None:
+    """Two sessions with the same start time interleave by seq in the database's order: a row
+    that belongs before one already in the file forces a rewrite, never an append after it."""
+    _session(store, "a")
+    _session(store, "b")  # the same started_at
+    for sid, pid in [("a", "a1"), ("a", "a2"), ("b", "b1")]:
+        store.add_probe(_probe(sid, pid))
+    for pid in ["a1", "a2", "b1"]:  # b1 (seq 1) finishes after a2 (seq 2)
+        store.finish_probe(pid, _result(pid, Score("f-1", "facts", 5.0)), None, "discard")
+    file_ids = [r["probe_id"] for r in _read_tsv(store.tsv_path)]
+    render_ids = [r["probe_id"] for r in store.tsv_rows()]
+    assert sorted(file_ids) == ["a1", "a2", "b1"]
+    assert file_ids == render_ids and file_ids.index("b1") < file_ids.index("a2")
