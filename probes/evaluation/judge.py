@@ -585,14 +585,8 @@ class LLMJudge:
 
         cfg = self.config
         if self.disabled_reason is not None and first_text is None:
-            return self._result(
-                prompt,
-                status=JudgeStatus.JUDGE_ERROR,
-                score=None,
-                usage=usage,
-                attempts=attempts,
-                error=f"judge unavailable: {self.disabled_reason}",
-                api_failure=True,
+            return self._failed(
+                prompt, usage, attempts, f"judge unavailable: {self.disabled_reason}", True
             )
         extra: list[dict[str, Any]] = []
         last_error = "no reply"
@@ -659,13 +653,19 @@ class LLMJudge:
                 attempts=attempts,
                 repaired=repaired,
             )
+        return self._failed(prompt, usage, attempts, last_error, api_failure)
+
+    def _failed(
+        self, prompt: EvalPrompt, usage: LLMUsage, attempts: int, error: str, api_failure: bool
+    ) -> JudgeResult:
+        """A judge_error result: no score, never a 0."""
         return self._result(
             prompt,
             status=JudgeStatus.JUDGE_ERROR,
             score=None,
             usage=usage,
             attempts=attempts,
-            error=last_error,
+            error=error,
             api_failure=api_failure,
         )
 
