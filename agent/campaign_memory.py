@@ -95,6 +95,12 @@ def run_key(campaign: Campaign, *, params: dict[str, Any], steps: int, seed: int
         "eval": campaign.eval.model_dump(mode="json"),
         "files": _tree_digests(input_files(campaign), root),
     }
+    if campaign.trainer.kind == "trl":
+        # What `auto` resolves to on this machine (bf16 on a GPU, fp32 on a CPU, ...): the
+        # same campaign trains differently elsewhere.
+        from probes.trainers.trl import resolve_precision, this_machine
+
+        payload["precision"] = resolve_precision(campaign.trainer, this_machine()).settings()
     if campaign.trainer.kind == "trl" and campaign.trainer.model == "demo":
         from probes.demo.base_model import BUILD_VERSION
         from probes.demo.world import WORLD_VERSION

@@ -112,3 +112,17 @@ def test_a_missing_declared_input_is_refused_before_training(tmp_path: Path) -> 
     result = CliRunner().invoke(app, ["check", "-w", str(ws)])
     assert result.exit_code == 2
     assert "trainer.inputs[0]: 'data/missing' does not exist" in " ".join(result.output.split())
+
+
+def test_a_trl_trainings_key_holds_the_precision_this_machine_resolves(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import probes.trainers.trl as trl
+    from probes.trainers.memory import GIB
+
+    ws = trl_workspace(tmp_path)
+    monkeypatch.setattr(trl, "_this_machine", trl.Machine(cuda=False, ram=32 * GIB))
+    on_cpu = key(ws)
+    gpu = trl.Machine(cuda=True, gpu_count=1, gpu_memory=80 * GIB, bf16=True, ram=64 * GIB)
+    monkeypatch.setattr(trl, "_this_machine", gpu)
+    assert key(ws) != on_cpu  # fp32 on the CPU, bf16 on the GPU: another training

@@ -259,6 +259,17 @@ class Machine:
         )
 
 
+_this_machine: Machine | None = None
+
+
+def this_machine() -> Machine:
+    """This process's machine, detected once (it imports torch)."""
+    global _this_machine
+    if _this_machine is None:
+        _this_machine = Machine.detect()
+    return _this_machine
+
+
 @dataclass(frozen=True)
 class Precision:
     """The trl trainer's device and memory settings, resolved for one machine."""
@@ -439,7 +450,7 @@ class TrlTrainer(Trainer):
     def machine(self) -> Machine:
         """This machine (detected once, on first use: it imports torch)."""
         if self._machine is None:
-            self._machine = Machine.detect()
+            self._machine = this_machine()
         return self._machine
 
     @property
