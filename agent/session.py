@@ -169,6 +169,7 @@ def preflight(
             report.problems.extend(machine)
         else:
             report.warnings.extend(f"on this machine: {m}" for m in machine)
+        report.warnings.extend(getattr(trainer, "warnings", list)())
     judge = campaign.eval.judge_config() if campaign.trainer.kind == "trl" else None
     if judge is not None:
         if not os.environ.get("ANTHROPIC_API_KEY"):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.campaign import Knob
 from probes.trainers.config import TrlTrainerConfig
 from probes.trainers.memory import (
     GIB,
@@ -206,6 +207,16 @@ def test_the_trainer_refuses_a_probe_this_machine_cannot_hold(tmp_path: Path) ->
     assert TrlTrainer(checkpointed.trainer, checkpointed, machine=A100).machine_problems() == []
     (note,) = TrlTrainer(checkpointed.trainer, checkpointed, machine=A100).notes()
     assert note.startswith("memory (bf16, gradient checkpointing): a probe needs about")
+    assert TrlTrainer(checkpointed.trainer, checkpointed, machine=A100).warnings() == []
+    # A lane that may raise the rank fourfold: the recipe fits, the largest probe would not.
+    wide = checkpointed.model_copy(update={"lanes": {
+        **checkpointed.lanes,
+        "hyperparameters": {**checkpointed.lanes["hyperparameters"],
+                            "lora_r": Knob(type="int", low=16, high=256, log=True)},
+    }})  # fmt: skip
+    (warning,) = TrlTrainer(wide.trainer, wide, machine=A100).warnings()
+    assert warning.startswith("memory: the largest probe the lanes allow (lora_r 256, ")
+    assert "more than this machine's 79 GiB: such a probe would crash out of memory" in warning
 
 
 def test_the_seed_003_example_checks_here_and_is_refused_only_by_this_machine(

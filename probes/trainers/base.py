@@ -31,3 +31,7 @@ class Trainer(ABC):
     def notes(self) -> list[str]:
         """Facts `check` shows (e.g. the memory a probe needs)."""
         return []
+
+    def warnings(self) -> list[str]:
+        """What may go wrong without stopping the session (`check` and `start` show them)."""
+        return []

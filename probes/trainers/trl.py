@@ -299,6 +299,9 @@ class Precision:
         }
 
 
+MEMORY_KNOBS = ("lora_r", "per_device_train_batch_size", "max_length")
+"""Recipe keys a probe's memory grows with."""
+
 BNB_OPTIMIZERS = frozenset(
     {
         "adamw_bnb_8bit",
@@ -457,17 +460,30 @@ class TrlTrainer(Trainer):
     def precision(self) -> Precision:
         return resolve_precision(self.config, self.machine)
 
-    def memory(self) -> tuple[MemoryEstimate, ModelShape, MemorySettings] | None:
-        """The estimated peak memory of a probe of the recipe, or None when the model's
-        config.json cannot be read yet (the demo model before its first build)."""
+    def memory(
+        self, *, largest: bool = False
+    ) -> tuple[MemoryEstimate, ModelShape, MemorySettings] | None:
+        """The estimated peak memory of a probe of the recipe (with `largest`: of the largest
+        probe the lanes allow, each of lora_r, micro-batch and max_length at its highest), or
+        None when the model's config.json cannot be read yet (the demo model before its first
+        build)."""
         if self.config.model == "demo":
             return None
+        params = dict(self.campaign.recipe)
+        if largest:
+            for knobs in self.campaign.lanes.values():
+                for name, knob in knobs.items():
+                    if name in MEMORY_KNOBS:
+                        values = [v for v in (knob.choices or [knob.high]) if v is not None]
+                        numbers = [v for v in values if isinstance(v, (int, float))]
+                        if numbers:
+                            params[name] = max([params.get(name, 0), *numbers])
         try:
             config = json.loads(
                 (self.campaign.resolve(self.config.model) / "config.json").read_text("utf-8")
             )
             shape = ModelShape.from_config(config)
-            recipe = parse_recipe(dict(self.campaign.recipe))
+            recipe = parse_recipe(params)
         except (OSError, ValueError):
             return None
         settings = memory_settings(
@@ -484,15 +500,11 @@ class TrlTrainer(Trainer):
         if found is None or problems:
             return problems
         estimate, shape, settings = found
-        machine = self.machine
+        machine, capacity = self.machine, self._capacity()
         if precision.device == "cuda":
             gpus = machine.gpu_count if precision.device_map == "auto" else 1
-            capacity, where = (
-                machine.gpu_memory * gpus,
-                f"{gpus} GPU(s) of {machine.gpu_memory / GIB:.0f} GiB",
-            )
+            where = f"{gpus} GPU(s) of {machine.gpu_memory / GIB:.0f} GiB"
         else:
-            capacity = machine.ram
             where = f"{machine.ram / GIB:.0f} GiB of RAM"
         if capacity and estimate.total > capacity:
             # 8-bit AdamW and 8-/4-bit loading need a GPU: on the CPU only the rest may help.
@@ -509,6 +521,30 @@ class TrlTrainer(Trainer):
                 f"and this machine has {where}; {advice}"
             )
         return problems
+
+    def warnings(self) -> list[str]:
+        """The largest probe the lanes allow not fitting this machine (the recipe does: a
+        probe that large would crash out of memory, and the session would go on)."""
+        if self.machine_problems():
+            return []
+        found = self.memory(largest=True)
+        capacity = self._capacity()
+        if found is None or not capacity or found[0].total <= capacity:
+            return []
+        settings = found[2]
+        return [
+            f"memory: the largest probe the lanes allow (lora_r {settings.lora_r}, "
+            f"per_device_train_batch_size {settings.batch}, max_length {settings.max_length}) "
+            f"needs about {found[0].gib():.1f} GiB, more than this machine's "
+            f"{capacity / GIB:.0f} GiB: such a probe would crash out of memory"
+        ]
+
+    def _capacity(self) -> float:
+        precision, machine = self.precision, self.machine
+        if precision.device == "cuda":
+            gpus = machine.gpu_count if precision.device_map == "auto" else 1
+            return machine.gpu_memory * gpus
+        return machine.ram
 
     def notes(self) -> list[str]:
         found = self.memory()
