@@ -17,6 +17,7 @@ from typing import Any
 from agent.proposals import format_changes
 from agent.store.store import Store
 from agent.store.tables import ProbeRow
+from agent.verdict import target_effect
 from probes.textfiles import read_user_text, write_text_whole
 
 
@@ -127,14 +128,7 @@ def adopt(store: Store, row: ProbeRow, campaign_path: Path) -> Adoption:
         raise AdoptError(
             f"{format_changes(changes)} is already the recipe in {campaign_path}: nothing to do"
         )
-    verdict = kept.verdict or {}
-    target = verdict.get("target", "target")
-    effect = (
-        f"{target} {verdict['target_delta']:+.2f} [{verdict['ci_low']:+.2f}, "
-        f"{verdict['ci_high']:+.2f}]"
-        if verdict.get("target_delta") is not None and verdict.get("ci_low") is not None
-        else "confirmed"
-    )
+    effect = target_effect(kept.verdict) or "confirmed"
     lines = text.splitlines(keepends=True)
     keys = list(recipe)
     indent = " " * recipe.lc.key(keys[0])[1] if keys else "  "

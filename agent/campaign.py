@@ -27,7 +27,7 @@ from pydantic import (
 
 from probes.durations import parse_duration
 from probes.evaluation.config import EvalConfig
-from probes.llm import REMOVED_SETTINGS
+from probes.llm import REMOVED_SETTINGS, removed_setting
 from probes.paths import allowed_roots, outside, refusal
 from probes.redaction import SECRET_ENV_VARS
 from probes.textfiles import read_user_text
@@ -586,8 +586,9 @@ def parse_campaign(text: str, path: Path) -> Campaign:
                 loc = (*loc, "kind")  # the discriminator key of trainer sections
             key = ".".join(str(p) for p in loc)
             message = _describe_error(err)
-            if err["type"] == "extra_forbidden" and loc and loc[-1] in REMOVED_SETTINGS:
-                message = REMOVED_SETTINGS[str(loc[-1])]
+            removed = removed_setting(err)
+            if removed:
+                message = removed
             elif suggested.get(loc):
                 message += f"; did you mean {suggested[loc]!r}?"
             problems.append((nearest_line(index, loc), key, message))

@@ -461,18 +461,18 @@ def results_table(
             "crash": "red",
             "inconclusive": "yellow",
         }.get(status, "")
-        cells = {
-            "probe": short_id(p.id) if compact else p.id,
-            "kind": p.kind,
-            "change": format_changes(p.changes or {}),
-            "seed": str(p.seed),
-            "delta": "" if delta is None else f"{delta:+.2f}",
-            "interval": interval,
-            "worst": worst,
-        }
-        names = {"delta": f"{target} Δ", "worst": "worst guard"}
-        row = [v for k, v in cells.items() if names.get(k, k) not in dropped]
-        table.add_row(*row, Text(status, style=style or ""))
+        cells = [  # in the order of `columns`
+            short_id(p.id) if compact else p.id,
+            p.kind,
+            format_changes(p.changes or {}),
+            str(p.seed),
+            "" if delta is None else f"{delta:+.2f}",
+            interval,
+            worst,
+            Text(status, style=style or ""),
+        ]
+        table.add_row(*(c for (name, _, _), c in zip(columns, cells, strict=True)
+                        if name not in dropped))  # fmt: skip
     return table
 
 
@@ -637,6 +637,7 @@ def history(workspace: Workspace = Path(".")) -> None:
     """The campaign's sessions, oldest first: when, status, trainings, what was reused, and
     the best confirmed finding of each."""
     from agent.proposals import format_changes
+    from agent.verdict import target_effect
 
     store = _store(workspace)
     sessions = store.all_sessions()
@@ -655,14 +656,9 @@ def history(workspace: Workspace = Path(".")) -> None:
         probes = store.probes(session.id)
         recipe = json.dumps(session.campaign.get("recipe", {}), sort_keys=True)
         best = best_keep(store, session.id)
-        target = session.campaign["objective"]["target"]
         finding = "—"
         if best is not None:
-            v = best.verdict
-            finding = (
-                f"{format_changes(best.changes or {})}: {target} {v['target_delta']:+.2f} "
-                f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
-            )
+            finding = f"{format_changes(best.changes or {})}: {target_effect(best.verdict)}"
         table.add_row(
             f"{session.id}"
             + (

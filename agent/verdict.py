@@ -189,6 +189,18 @@ _UNBOUNDED = {"dof": math.inf, "se": math.inf, "ci_low": -math.inf, "ci_high": m
 """CategoryComparison's fields that may be infinite, with the value a stored null stands for."""
 
 
+def target_effect(verdict: dict[str, Any] | None) -> str | None:
+    """A stored verdict's target effect, `facts +1.47 [+0.97, +1.96]`, or None when it has
+    none (a crash, a baseline)."""
+    v = verdict or {}
+    if v.get("target_delta") is None or v.get("ci_low") is None:
+        return None
+    return (
+        f"{v.get('target', 'target')} {v['target_delta']:+.2f} "
+        f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
+    )
+
+
 def crash_verdict(objective: Objective, reason: str) -> Verdict:
     """The verdict of a run that produced no usable scores."""
     return Verdict(status=VerdictStatus.CRASH, reason=reason, target=objective.target)

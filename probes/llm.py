@@ -132,15 +132,16 @@ class ModelTraits:
 
 
 _MODERN = ModelTraits(True, True, True, 128_000, 512)
+_NO_FORCED_CHOICE = ModelTraits(False, True, True, 128_000, 512)
 MODEL_TRAITS: dict[str, ModelTraits] = {
     # Longest matching prefix wins. Forced tool choice is refused by the 5.5 generation and
     # the 5.1 Fable/Mythos; Haiku 5.5's docs do not say, so it is treated as refusing (auto
     # plus an instruction works on every model; forcing only helps where it is accepted).
-    "claude-fable-5-1": ModelTraits(False, True, True, 128_000, 512),
-    "claude-mythos-5-1": ModelTraits(False, True, True, 128_000, 512),
-    "claude-opus-5-5": ModelTraits(False, True, True, 128_000, 512),
-    "claude-sonnet-5-5": ModelTraits(False, True, True, 128_000, 512),
-    "claude-haiku-5-5": ModelTraits(False, True, True, 128_000, 512),
+    "claude-fable-5-1": _NO_FORCED_CHOICE,
+    "claude-mythos-5-1": _NO_FORCED_CHOICE,
+    "claude-opus-5-5": _NO_FORCED_CHOICE,
+    "claude-sonnet-5-5": _NO_FORCED_CHOICE,
+    "claude-haiku-5-5": _NO_FORCED_CHOICE,
     "claude-fable-5": _MODERN,
     "claude-mythos-5": _MODERN,
     "claude-opus-5": _MODERN,
@@ -293,6 +294,15 @@ REMOVED_SETTINGS: dict[str, str] = {
 Stored campaigns that still hold them load (see `Campaign.from_stored`); a file gets this."""
 
 
+def removed_setting(error: Mapping[str, Any]) -> str | None:
+    """What to do about a pydantic error that is an unknown key which used to be a setting
+    (REMOVED_SETTINGS), or None for any other error."""
+    loc = error.get("loc") or ()
+    if error.get("type") == "extra_forbidden" and loc:
+        return REMOVED_SETTINGS.get(str(loc[-1]))
+    return None
+
+
 SPEND_LIMIT_CODES = frozenset(
     {
         "enforced_spend_limit_reached",
@@ -420,29 +430,25 @@ def call_with_retries(
             if attempt >= retries or not should_retry(exc):
                 raise
             asked = server_wait(exc)
-            if asked is not None and asked > max_server_wait:
-                log.warning(
-                    "%s failed (%s); the server asks for a %.0fs wait, over the %.0fs we "
-                    "wait: not retried",
-                    what,
-                    describe_api_error(exc, secrets),
-                    asked,
-                    max_server_wait,
-                )
-                raise
             if asked is not None and asked > 0:
                 delay = asked
             else:  # no wait asked, or 0 (as the SDK does): back off
                 delay = min(max_delay, base_delay * (2**attempt))
                 delay *= 1 - 0.25 * random.random()
-            if waited + delay > max_total_wait:
+            if asked is not None and asked > max_server_wait:
+                too_long = f"the server asks for a {asked:.0f}s wait, over the "
+                too_long += f"{max_server_wait:.0f}s we wait"
+            elif waited + delay > max_total_wait:
+                too_long = f"retrying would wait {delay:.0f}s more, over the "
+                too_long += f"{max_total_wait:.0f}s one call may wait"
+            else:
+                too_long = ""
+            if too_long:
                 log.warning(
-                    "%s failed (%s); retrying would wait %.0fs more, over the %.0fs one call "
-                    "may wait: not retried",
+                    "%s failed (%s); %s: not retried",
                     what,
                     describe_api_error(exc, secrets),
-                    delay,
-                    max_total_wait,
+                    too_long,
                 )
                 raise
             waited += delay
@@ -704,7 +710,7 @@ def extract_json_object(text: str) -> tuple[dict[str, Any], bool]:
                 continue
             try:
                 value = _repaired(cand) if repaired else json.loads(cand)
-            except (json.JSONDecodeError, RecursionError, ValueError):
+            except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
                 continue
             if isinstance(value, dict):
                 return value, repaired

@@ -394,7 +394,8 @@ class ClaudePolicy(Policy):
         """One Messages API call. On a model that thinks by default, `max_tokens` is the room
         for the answer and THINKING_ROOM is added for the thinking (it counts toward the cap;
         unused room costs nothing); `effort` (where the model takes it) bounds the thinking;
-        `show_thinking` asks for its summarized text (the proposal's rationale lives there)."""
+        `show_thinking` asks for its summarized text (the proposal's rationale lives there);
+        `room_factor` multiplies the whole room (a retry after a cut reply)."""
         from probes.llm import call_with_retries
 
         traits = traits_of(self.model)
@@ -426,18 +427,18 @@ class ClaudePolicy(Policy):
 
     def _roomy_call(
         self, messages: list[dict[str, Any]], *, cut_is_unusable: bool = False, **kw: Any
-    ) -> tuple[Any, LLMUsage, bool]:
+    ) -> tuple[Any, LLMUsage]:
         """`_call`, and once more with twice the room (thinking and answer together) when the
         reply was cut at max_tokens with nothing usable in it (thinking can eat the room) —
         with `cut_is_unusable`, whenever it was cut (a proposal's tool call cut short is not
         one to trust). Such a reply is noted in the session log and never read as an empty
-        answer. Returns the last reply, the usage of both calls (the first is carried into
-        the next proposal's when the second fails) and whether it was asked again."""
+        answer. Returns the last reply and the usage of both calls (the first is carried into
+        the next proposal's when the second fails)."""
         reply = self._call(messages, **kw)
         usage = self._account(reply)
         cut = getattr(reply, "stop_reason", None) == "max_tokens"
         if not cut or (_usable(reply) and not cut_is_unusable):
-            return reply, usage, False
+            return reply, usage
         notice = (
             f"Claude's reply was cut at max_tokens ({reply.usage.output_tokens} tokens "
             f"written) before a complete answer; asked again once with twice the room"
@@ -449,21 +450,20 @@ class ClaudePolicy(Policy):
         except Exception:
             self._carry = self._carry + usage  # billed all the same
             raise
-        return reply, usage + self._account(reply), True
+        return reply, usage + self._account(reply)
 
     def _propose_call(self, messages: list[dict[str, Any]]) -> tuple[Any, LLMUsage]:
         """A proposal call. `tool_choice: any` only on models that accept a forced choice
         (the 5.5 generation answers it with a 400); elsewhere `auto`, with the rules asking
         for exactly one tool call and a text-only reply asked again."""
         choice = "any" if traits_of(self.model).forced_tool_choice else "auto"
-        reply, usage, _ = self._roomy_call(
+        return self._roomy_call(
             messages,
             cut_is_unusable=True,
             tool_choice={"type": choice, "disable_parallel_tool_use": True},
             max_tokens=self.max_tokens,
             show_thinking=True,
         )
-        return reply, usage
 
     def _account(self, reply: Any) -> LLMUsage:
         u = usage_of(reply.usage, self.model, overrides=self.prices)
@@ -715,7 +715,7 @@ class ClaudePolicy(Policy):
         if self.disabled_reason is not None or (self.offline and not try_offline):
             return None, LLMUsage()
         try:
-            reply, usage, _ = self._roomy_call(
+            reply, usage = self._roomy_call(
                 [{"role": "user", "content": prompt}],
                 tool_choice={"type": "none"},
                 max_tokens=max_tokens,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from probes.llm import REMOVED_SETTINGS
+from probes.llm import removed_setting
 
 if TYPE_CHECKING:
     from probes.evaluation.judge import JudgeConfig
@@ -76,9 +76,7 @@ class EvalConfig(_Strict):
             problems = []
             for err in exc.errors():
                 where = ".".join(str(part) for part in err["loc"])
-                msg = err["msg"]
-                if err["type"] == "extra_forbidden" and str(err["loc"][-1]) in REMOVED_SETTINGS:
-                    msg = REMOVED_SETTINGS[str(err["loc"][-1])]
+                msg = removed_setting(dict(err)) or err["msg"]
                 problems.append(f"{where}: {msg}" if where else msg)
             raise ValueError("; ".join(problems)) from None
         return value

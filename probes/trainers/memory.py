@@ -24,9 +24,11 @@ activations count twice the batch.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 GIB = 1024**3
@@ -100,6 +102,15 @@ class ModelShape:
             shared_intermediate=int(config.get("shared_expert_intermediate_size") or 0),
             qk_norm=str(config.get("model_type", "")) in QK_NORM_FAMILIES,
         )
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> ModelShape:
+        """The shape of the model in `folder` (its config.json). Raises OSError when it cannot
+        be read, ValueError when it is not a config with the sizes needed."""
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        if not isinstance(config, Mapping):
+            raise ModelConfigError(f"{folder / 'config.json'}: not a JSON object")
+        return cls.from_config(config)
 
     def linear_layers(self) -> dict[str, tuple[int, int, int]]:
         """Per module name: (in features, out features, how many in the model)."""

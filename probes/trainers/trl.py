@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib.util
 import json
 import math
@@ -456,8 +457,9 @@ class TrlTrainer(Trainer):
             self._machine = this_machine()
         return self._machine
 
-    @property
+    @functools.cached_property
     def precision(self) -> Precision:
+        """The settings resolved for this machine (config and machine are fixed: once)."""
         return resolve_precision(self.config, self.machine)
 
     def memory(
@@ -479,10 +481,7 @@ class TrlTrainer(Trainer):
                         if numbers:
                             params[name] = max([params.get(name, 0), *numbers])
         try:
-            config = json.loads(
-                (self.campaign.resolve(self.config.model) / "config.json").read_text("utf-8")
-            )
-            shape = ModelShape.from_config(config)
+            shape = ModelShape.from_folder(self.campaign.resolve(self.config.model))
             recipe = parse_recipe(params)
         except (OSError, ValueError):
             return None
@@ -525,11 +524,14 @@ class TrlTrainer(Trainer):
     def warnings(self) -> list[str]:
         """The largest probe the lanes allow not fitting this machine (the recipe does: a
         probe that large would crash out of memory, and the session would go on)."""
-        if self.machine_problems():
-            return []
-        found = self.memory(largest=True)
         capacity = self._capacity()
-        if found is None or not capacity or found[0].total <= capacity:
+        recipe = self.memory()
+        if self.precision.machine_problems or recipe is None or not capacity:
+            return []
+        if recipe[0].total > capacity:
+            return []  # the recipe itself does not fit: machine_problems says so
+        found = self.memory(largest=True)
+        if found is None or found[0].total <= capacity:
             return []
         settings = found[2]
         return [

@@ -394,8 +394,7 @@ def estimated_memory_gib(
     from probes.trainers.trl import memory_settings
 
     try:
-        config = json.loads((model_path / "config.json").read_text(encoding="utf-8"))
-        shape = ModelShape.from_config(config)
+        shape = ModelShape.from_folder(model_path)
     except (OSError, ValueError):
         return math.nan
     return estimate_memory(shape, memory_settings(recipe, settings)).gib()
