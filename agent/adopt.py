@@ -85,6 +85,20 @@ def yaml_scalar(value: Any) -> str:
     return text if plain else json.dumps(text)
 
 
+def _continuation_lines(lines: list[str], line: int, column: int) -> list[int]:
+    """The comment-only lines right below `line` whose `#` is in `column`: the same comment,
+    continued (none when `line` has no comment, `column` -1)."""
+    out: list[int] = []
+    if column < 0:
+        return out
+    for i in range(line + 1, len(lines)):
+        stripped = lines[i].lstrip(" ")
+        if not stripped.startswith("#") or len(lines[i]) - len(stripped) != column:
+            break
+        out.append(i)
+    return out
+
+
 def adopt(store: Store, row: ProbeRow, campaign_path: Path) -> Adoption:
     """Write `row`'s confirmed change into `campaign_path`'s recipe (see the module doc).
 
@@ -134,6 +148,7 @@ def adopt(store: Store, row: ProbeRow, campaign_path: Path) -> Adoption:
     indent = " " * recipe.lc.key(keys[0])[1] if keys else "  "
     previous: dict[str, Any] = {}
     added: list[str] = []
+    dropped: set[int] = set()
     for key, value in changes.items():
         note = f"adopted from {kept.id} (session {kept.session_id}): {effect}"
         if key in recipe:
@@ -146,15 +161,28 @@ def adopt(store: Store, row: ProbeRow, campaign_path: Path) -> Adoption:
             old = lines[line].rstrip("\r\n")
             ending = lines[line][len(old) :] or "\n"
             comment = old.split("#", 1)[1].strip() if "#" in old else ""
+            # A comment continued on the lines below (`#` in the same column) described the
+            # old value too: it moves into the note with the rest, not left under the new one.
+            below = _continuation_lines(lines, line, old.find("#")) if comment else []
+            comment = " ".join([comment, *(lines[i].split("#", 1)[1].strip() for i in below)])
+            dropped.update(below)
             was = f"; was {yaml_scalar(recipe[key])}" + (f" ({comment})" if comment else "")
             lines[line] = f"{old[:column]}{key}: {yaml_scalar(value)}  # {note}{was}{ending}"
         else:
             previous[key] = None
             added.append(f"{indent}{key}: {yaml_scalar(value)}  # {note}; was not set\n")
+    insert_after = -1
     if added:
         last = max(recipe.lc.value(k)[0] for k in keys) if keys else recipe.lc.line
-        lines[last + 1 : last + 1] = added
-    edited = "".join(lines)
+        # After the last key's continued comment, not between the key and it.
+        insert_after = max([last, *_continuation_lines(lines, last, lines[last].find("#"))])
+    out: list[str] = []
+    for i, text_line in enumerate(lines):
+        if i not in dropped:
+            out.append(text_line)
+        if i == insert_after:
+            out.extend(added)
+    edited = "".join(out)
     try:
         campaign = parse_campaign(edited, campaign_path)
     except CampaignError as exc:

@@ -233,3 +233,45 @@ def test_adopt_touches_only_the_adopted_lines_and_writes_values_that_read_back(
     assert load_campaign(path).recipe["warmup_ratio"] == 0.1
     assert yaml_scalar(1e-05) == "1.0e-05" and yaml.safe_load(yaml_scalar(2e-05)) == 2e-05
     assert yaml_scalar("natural") == "natural" and yaml_scalar("yes") == '"yes"'
+
+
+def test_adopt_moves_a_continued_comment_with_the_value_it_described(tmp_path: Path) -> None:
+    """A key's comment continued on the lines below (`#` in the same column) described the old
+    value: it goes into the adopted line's note, not left under the new value. A comment line
+    at the key's own indent (about the next key) stays, and a key added after the last one
+    goes below that key's continued comment, not between the key and it."""
+    from agent.adopt import adopt
+    from agent.store.tables import ProbeRow
+
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    text = text.replace(
+        "  learning_rate: 1.0e-3\n  lora_r: 16\n",
+        "  learning_rate: 1.0e-3   # halved last spring:\n"
+        "                          # the loss spiked at 2e-3\n"
+        "  # the LoRA shape\n"
+        "  lora_r: 16\n",
+    )
+    text = text.replace(
+        "  curriculum: shuffle\n",
+        "  curriculum: shuffle      # easy first did not help\n"
+        "                           # (two seeds)\n",
+    )
+    workspace = make_workspace(tmp_path / "ws", campaign=text)
+    path = workspace / "search_space.yaml"
+    row = ProbeRow(id="probe-y-confirm", session_id="s0", seq=5, kind="confirm", status="keep",
+                   changes={"learning_rate": 0.002, "warmup_ratio": 0.1}, steps=30, seed=5,
+                   verdict={"target": "facts", "target_delta": 0.6, "ci_low": 0.2,
+                            "ci_high": 1.0})  # fmt: skip
+    adopt(None, row, path)  # type: ignore[arg-type]  # a keep needs no store lookup
+    recipe = path.read_text().split("recipe:\n", 1)[1].split("lanes:", 1)[0].splitlines()
+    note = "adopted from probe-y-confirm (session s0): facts +0.60 [+0.20, +1.00]"
+    assert recipe == [
+        f"  learning_rate: 0.002  # {note}; was 0.001 (halved last spring: the loss spiked at "
+        "2e-3)",
+        "  # the LoRA shape",
+        "  lora_r: 16",
+        "  mixture: natural",
+        "  curriculum: shuffle      # easy first did not help",
+        "                           # (two seeds)",
+        f"  warmup_ratio: 0.1  # {note}; was not set",
+    ]
