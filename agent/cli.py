@@ -690,6 +690,14 @@ def show(
     from agent.replay import resolve_probe
     from agent.session import SessionError
     from agent.stats import category_means
+    from agent.training_log import (
+        FIRST_FIELDS,
+        HISTORY_FILE,
+        number,
+        read_history,
+        readable_log_tail,
+        sample_rows,
+    )
 
     store = _store(workspace)
     try:
@@ -734,9 +742,19 @@ def show(
     if row.spec:
         console.print("config:")
         console.print_json(json.dumps(row.spec["params"]))
+    history = read_history(Path(row.run_dir) if row.run_dir else None)
+    if history:
+        curve = Table(title=f"training log ({len(history)} logging steps, {HISTORY_FILE})")
+        fields = [(k, name) for k, name in FIRST_FIELDS if any(k in e for e in history)]
+        for _, name in fields:
+            curve.add_column(name, justify="right")
+        for entry in sample_rows(history):
+            curve.add_row(*(number(entry[k]) if k in entry else "" for k, _ in fields))
+        console.print(curve)
     if row.log_tail:
-        console.print("log tail:")
-        console.print(row.log_tail, markup=False, highlight=False)
+        console.print("log tail" + (" (its loss lines are the table above):" if history else ":"))
+        tail = readable_log_tail(row.log_tail, omit_log_dicts=bool(history))
+        console.print(tail, markup=False, highlight=False)
 
 
 def _memory_line(metrics: dict[str, Any]) -> str | None:

@@ -497,3 +497,10 @@ def test_full_probe_trains_and_evaluates(lab: dict[str, Path], tmp_path: Path) -
     assert result.ok, (result.error, result.log_tail)
     assert {s.prompt_id for s in result.scores} == {"f1", "v1"}
     assert result.metrics["steps"] == 3 and "train_loss" in result.metrics
+    # What `show` reads: the loss curve with its steps, and a tail with no printed dicts.
+    from agent.training_log import read_history, readable_log_tail
+
+    history = read_history(tmp_path / "run")
+    assert history and history[-1]["step"] <= 3 and all("loss" in e for e in history)
+    assert "{'" in result.log_tail  # transformers prints its log as Python dicts
+    assert "{'" not in readable_log_tail(result.log_tail)
