@@ -130,6 +130,12 @@ def main() -> int:
         lines.append(lines[0])
     (out / "scores.jsonl").write_text("\n".join(lines) + "\n")
     metrics = {"train_loss": 1.0 / (1 + seed), "runtime_s": 0.01}
+    # The optional loss curve (docs/writing-a-trainer.md): one entry per logging step.
+    steps = int(cfg["steps"])
+    with (out / "train_history.jsonl").open("w") as fh:
+        for step in range(1, steps + 1, max(1, steps // 10)):
+            loss = 3.0 * math.exp(-3.0 * step / steps) + metrics["train_loss"]
+            fh.write(json.dumps({"step": step, "loss": loss, "learning_rate": 1e-3}) + "\n")
     (out / "metrics.json").write_text(
         json.dumps([metrics] if mode == "metrics_not_object" else metrics)
     )

@@ -688,7 +688,7 @@ def test_a_probe_trained_for_other_steps_is_never_judged_against_the_baseline(
 def test_resume_writes_the_report_a_kill_left_unwritten(workspace: Path) -> None:
     """A kill -9 after the session was marked finished but before SESSION_REPORT.md was
     written: `resume` writes the report from the database (issue 10, item 9)."""
-    from agent.report.render import render_report, report_data
+    from agent.report.render import report_texts
 
     assert cli("start", "--budget", "6", workspace=workspace)[0] == 0
     store = Store(workspace)
@@ -701,8 +701,8 @@ def test_resume_writes_the_report_a_kill_left_unwritten(workspace: Path) -> None
     code, out = cli("resume", workspace=workspace)
     assert code == 0, out
     assert "before its report was written" in out
-    expected = render_report(report_data(store, session.id))
-    assert report.read_text() == expected and archive.read_text() == expected
+    expected, expected_archive = report_texts(store, session.id)
+    assert report.read_text() == expected and archive.read_text() == expected_archive
     # With the report there, there is nothing left to resume.
     code, out = cli("resume", workspace=workspace)
     assert code == 2 and "nothing to resume" in out

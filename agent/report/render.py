@@ -11,6 +11,7 @@ from agent.stats import SESSION_ALPHA, PowerReport
 from agent.store.store import Store
 from agent.verdict import NoiseModel
 from probes.durations import format_duration
+from probes.redaction import environment_secrets, redact
 from probes.textfiles import write_text_whole
 
 TEMPLATE = "session_report.md.j2"
@@ -431,14 +432,55 @@ def report_archive_path(workspace: Path, session_id: str) -> Path:
     return workspace / "docs" / "sessions" / f"SESSION_REPORT_{session_id}.md"
 
 
-def write_report(store: Store, session_id: str) -> tuple[Path, Path]:
-    """Write SESSION_REPORT.md in the workspace and its archive copy under docs/sessions/."""
+PLOT_CAPTIONS = {
+    "heatmap.png": ("Δ per category", "every training against the baseline; hatched, grey "
+                    "numbers: the interval includes 0"),
+    "forest.png": ("Target Δ with intervals", "dashed: min_improvement; shaded: effects "
+                   "below the MDE, kept with less than 80% power"),
+    "loss.png": ("Training loss", "each probe against the baseline seeds (grey)"),
+    "progress.png": ("Progress", "the best confirmed target Δ against the trainings spent"),
+}  # fmt: skip
+
+
+def plots_folder(workspace: Path, session_id: str) -> Path:
+    """Where a session's plots are drawn: beside its archived report."""
+    return workspace / "docs" / "sessions" / f"{session_id}-plots"
+
+
+def report_texts(store: Store, session_id: str) -> tuple[str, str]:
+    """(SESSION_REPORT.md's text, its archive copy's): one report, the plots (drawn here)
+    linked relative to each file. A plot that fails costs the report nothing: it says so."""
+    from agent.report.plots import write_plots
+
     data = report_data(store, session_id)
-    text = render_report(data)
+    folder = plots_folder(store.workspace, session_id)
+    error = None
+    try:
+        names = write_plots(store, session_id, data, folder)
+    except Exception as exc:  # matplotlib, a font, a full disk: never the report
+        names, error = [], redact(f"{type(exc).__name__}: {exc}", environment_secrets())
+
+    def links(prefix: str) -> list[dict[str, str]]:
+        return [
+            {"path": prefix + name, "title": PLOT_CAPTIONS[name][0], "what": PLOT_CAPTIONS[name][1]}
+            for name in names
+        ]
+
+    root = render_report(
+        {**data, "plots": links(f"docs/sessions/{folder.name}/"), "plot_error": error}
+    )
+    archive = render_report({**data, "plots": links(f"{folder.name}/"), "plot_error": error})
+    return root, archive
+
+
+def write_report(store: Store, session_id: str) -> tuple[Path, Path]:
+    """Write SESSION_REPORT.md in the workspace, its archive copy under docs/sessions/ and
+    the plots beside the archive copy."""
+    root, archived = report_texts(store, session_id)
     path = store.workspace / "SESSION_REPORT.md"
-    write_text_whole(path, text)
+    write_text_whole(path, root)
     # The archive copy last: `resume` takes its absence to mean the report is not written.
     archive = report_archive_path(store.workspace, session_id)
     archive.parent.mkdir(parents=True, exist_ok=True)
-    write_text_whole(archive, text)
+    write_text_whole(archive, archived)
     return path, archive

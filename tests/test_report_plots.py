@@ -1,0 +1,96 @@
+"""The report's plots: drawn beside the archived report, linked from both copies, each showing
+the database's numbers (computed here independently), and never costing the report."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+from agent.report import plots
+from agent.report.render import plots_folder, report_data
+from agent.store.store import Store
+from tests.conftest import CAMPAIGN, FAKE_TRAINER, make_workspace
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A budget-8 session of the fake trainer (a keep, a discard, a guard_fail)."""
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    workspace = make_workspace(tmp_path_factory.mktemp("plots") / "ws", campaign=text)
+    result = runner.invoke(app, ["start", "--budget", "8", "-w", str(workspace)])
+    assert result.exit_code == 0, result.output
+    return workspace
+
+
+def test_plots_are_written_viewable_and_linked_from_both_reports(finished: Path) -> None:
+    from matplotlib.image import imread
+
+    store = Store(finished)
+    session = store.latest_session()
+    assert session is not None
+    folder = plots_folder(finished, session.id)
+    for name in plots.PLOT_FILES:
+        image = imread(folder / name)  # a PNG matplotlib reads back
+        assert image.shape[0] > 100 and image.shape[1] > 100, name
+        assert image[..., :3].std() > 0.05, f"{name} is blank"
+    archive = finished / "docs" / "sessions" / f"SESSION_REPORT_{session.id}.md"
+    for report in (finished / "SESSION_REPORT.md", archive):
+        text = report.read_text()
+        links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+        assert sorted(Path(link).name for link in links) == sorted(plots.PLOT_FILES)
+        assert all((report.parent / link).is_file() for link in links), links
+        assert not re.search(r"-0\.00(?!\d)", text)  # no negative zero (ids hold -0.0005)
+
+
+def test_each_plot_draws_the_databases_numbers(finished: Path) -> None:
+    store = Store(finished)
+    session = store.latest_session()
+    assert session is not None
+    probes = store.probes(session.id)
+    data = report_data(store, session.id)
+    cells = plots.heatmap_cells(data["runs"], data["categories"])
+    judged = [p for p in probes if p.kind != "baseline" and p.verdict]
+    assert len(cells.rows) == len(judged)
+    for row_deltas, row_significant, run in zip(
+        cells.deltas, cells.significant, data["runs"], strict=True
+    ):
+        probe = store.get_probe(run["id"])
+        assert probe is not None and probe.verdict is not None
+        for j, category in enumerate(cells.categories):
+            c = next(c for c in probe.verdict["categories"] if c["category"] == category)
+            assert row_deltas[j] == c["delta"]
+            assert row_significant[j] == (not c["ci_low"] <= 0.0 <= c["ci_high"])
+    forest = plots.forest_rows(data["runs"])
+    assert [r[1] for r in forest] == sorted((p.verdict["target_delta"] for p in judged),
+                                            reverse=True)  # fmt: skip
+    points = plots.progress_points(probes)
+    assert [x for x, _, _ in points] == list(range(1, store.runs_used(session.id) + 1))
+    keeps = [p.verdict["target_delta"] for p in judged if p.status == "keep"]
+    assert keeps, "the fake session keeps a change"
+    assert points[-1][1] == max(keeps) and points[0][1] == 0.0
+    # Before the first keep the recipe is the best: the curve only rises at a keep.
+    first_keep = min(p.seq for p in judged if p.status == "keep")
+    charged = sorted((p for p in probes if p.counted), key=lambda p: p.seq)
+    at = next(i for i, p in enumerate(charged) if p.seq == first_keep)
+    assert all(y == 0.0 for _, y, _ in points[:at]) and points[at][1] > 0
+
+
+def test_a_plot_that_fails_costs_the_report_nothing(
+    finished: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> list[str]:
+        raise RuntimeError("no fonts on this machine")
+
+    monkeypatch.setattr(plots, "write_plots", broken)
+    result = runner.invoke(app, ["report", "-w", str(finished)])
+    assert result.exit_code == 0, result.output
+    text = (finished / "SESSION_REPORT.md").read_text()
+    assert "Plots could not be drawn (RuntimeError: no fonts on this machine)" in text
+    assert "## Probes" in text and "![" not in text
