@@ -771,6 +771,59 @@ def _memory_line(metrics: dict[str, Any]) -> str | None:
 
 
 @app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="A probe id (or prefix), or `baseline`.")],
+    b: Annotated[str, typer.Argument(help="A probe id (or prefix), or `baseline`.")],
+    top: Annotated[int, typer.Option(help="How many of the most-moved prompts to show.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+    workspace: Workspace = Path("."),
+) -> None:
+    """Two trainings side by side (a probe and `baseline`: its session's baseline): per
+    category, and the prompts that moved most with both generations."""
+    from agent.compare import BASELINE, CompareError, as_dict
+    from agent.compare import compare as compare_runs
+    from agent.findings import signed
+    from agent.replay import resolve_probe
+    from agent.session import SessionError
+
+    store = _store(workspace)
+    try:
+        rows = [None if ref == BASELINE else resolve_probe(store, ref) for ref in (a, b)]
+        result = compare_runs(store, rows[0], rows[1], top=max(0, top))
+    except (SessionError, CompareError) as exc:
+        _fail(str(exc))
+    if as_json:
+        console.print_json(json.dumps(as_dict(result), default=str))
+        return
+    console.print(styled("A: ", (result.a, "bold")))
+    console.print(styled("B: ", (result.b, "bold")))
+    for note in result.notes:
+        console.print(styled(("note: ", "yellow"), note))
+    table = Table(title="per category (Δ = B vs A, positive: B is better)")
+    for col in ("category", "prompts", "A", "B", "Δ"):
+        table.add_column(col, justify="left" if col == "category" else "right")
+    for category, mean_a, mean_b, delta, n in result.categories:
+        table.add_row(category, str(n), f"{mean_a:.2f}", f"{mean_b:.2f}", signed(delta))
+    console.print(table)
+    if not result.moved:
+        console.print("no prompt moved" if top else "")
+        return
+    console.print(styled(("prompts that moved most", "bold")))
+    for m in result.moved:
+        console.print(
+            f"\n{m.prompt_id} ({m.category})  Δ {signed(m.delta)}: A {m.a:.2f} → B {m.b:.2f}",
+            markup=False,
+            highlight=False,
+        )
+        for label, text in (("prompt", m.prompt), ("reference", m.reference),
+                            ("A", m.output_a), ("B", m.output_b)):  # fmt: skip
+            if text is not None and text != "":
+                console.print(f"  {label:<9} {text}", markup=False, highlight=False)
+            elif label in ("A", "B"):
+                console.print(f"  {label:<9} (no generation recorded)", markup=False)
+
+
+@app.command()
 @_one_line_faults
 def replay(
     probe: Annotated[str, typer.Argument(help="Probe id (or a unique prefix).")],
@@ -821,10 +874,14 @@ def replay(
 @_one_line_faults
 def report(
     session: Annotated[str | None, typer.Option(help="Session id (default: the latest).")] = None,
+    html: Annotated[
+        bool, typer.Option("--html", help="Also write SESSION_REPORT.html, plots inlined.")
+    ] = False,
     workspace: Workspace = Path("."),
 ) -> None:
-    """Write SESSION_REPORT.md (and its archive copy under docs/sessions/)."""
-    from agent.report.render import write_report
+    """Write SESSION_REPORT.md (and its archive copy under docs/sessions/, plots beside it);
+    with --html also SESSION_REPORT.html, one self-contained page."""
+    from agent.report.render import write_html_report, write_report
 
     store = _store(workspace)
     row = _session(store, session) if session else store.latest_session()
@@ -833,6 +890,8 @@ def report(
     store.sync_views()
     path, archive = write_report(store, row.id)
     console.print(f"wrote {path} and {archive}")
+    if html:
+        console.print(f"wrote {write_html_report(store, row.id)}")
 
 
 @app.command()

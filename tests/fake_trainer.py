@@ -129,6 +129,12 @@ def main() -> int:
     if mode == "duplicate_score":
         lines.append(lines[0])
     (out / "scores.jsonl").write_text("\n".join(lines) + "\n")
+    # The optional generations (what `compare` shows side by side).
+    (out / "outputs.jsonl").write_text("".join(
+        json.dumps({"prompt_id": p["id"], "repeat": 0, "output": f"{p['id']} at seed {seed}"})
+        + "\n"
+        for p in prompts
+    ))  # fmt: skip
     metrics = {"train_loss": 1.0 / (1 + seed), "runtime_s": 0.01}
     # The optional loss curve (docs/writing-a-trainer.md): one entry per logging step.
     steps = int(cfg["steps"])

@@ -94,3 +94,33 @@ def test_a_plot_that_fails_costs_the_report_nothing(
     text = (finished / "SESSION_REPORT.md").read_text()
     assert "Plots could not be drawn (RuntimeError: no fonts on this machine)" in text
     assert "## Probes" in text and "![" not in text
+
+
+def test_the_html_report_is_one_page_with_no_external_reference(finished: Path) -> None:
+    from html.parser import HTMLParser
+
+    result = runner.invoke(app, ["report", "--html", "-w", str(finished)])
+    assert result.exit_code == 0, result.output
+    page = (finished / "SESSION_REPORT.html").read_text()
+
+    class Refs(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.refs: list[tuple[str, str, str]] = []
+            self.tags: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append(tag)
+            for name, value in attrs:
+                if name in ("src", "href", "action", "srcset", "poster") and value:
+                    self.refs.append((tag, name, value))
+
+    parser = Refs()
+    parser.feed(page)
+    assert parser.refs, "the plots are images"
+    assert all(value.startswith(("data:image/png;base64,", "#")) for _, _, value in parser.refs)
+    assert "link" not in parser.tags and "script" not in parser.tags
+    assert sum(1 for tag, _, _ in parser.refs if tag == "img") == len(plots.PLOT_FILES)
+    markdown = (finished / "SESSION_REPORT.md").read_text()
+    assert parser.tags.count("table") == markdown.count("\n|---")  # every table rendered
+    assert "Session report" in page and not re.search(r"-0\.00(?!\d)", page)

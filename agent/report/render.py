@@ -484,3 +484,51 @@ def write_report(store: Store, session_id: str) -> tuple[Path, Path]:
     archive.parent.mkdir(parents=True, exist_ok=True)
     write_text_whole(archive, archived)
     return path, archive
+
+
+HTML_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
+       color: #1f2328; line-height: 1.5; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.5rem; text-align: left; }
+th { background: #f6f8fa; }
+code { background: #f6f8fa; padding: 0.1rem 0.3rem; border-radius: 4px; }
+img { max-width: 100%; border: 1px solid #d0d7de; }
+"""
+
+
+def html_report(markdown_text: str, base: Path, title: str) -> str:
+    """The report as one self-contained HTML page: its markdown rendered (CommonMark and
+    tables, raw HTML in the text escaped), every image inlined as a data: URI read from
+    `base`, no external reference. An image that cannot be read is replaced by its alt text."""
+    import base64
+    import html
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown_text)
+
+    def inline(match: re.Match[str]) -> str:
+        src, alt = html.unescape(match.group(1)), match.group(2)
+        path = (base / src).resolve()
+        if not src.startswith(("http:", "https:", "//", "data:")) and path.is_file():
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            return f'<img src="data:image/png;base64,{data}" alt="{alt}">'
+        return f"<em>[{alt}: image not available]</em>"
+
+    body = re.sub(r'<img src="([^"]*)" alt="([^"]*)"[^>]*>', inline, body)
+    # Links out of the page would be external references: keep their text only.
+    body = re.sub(r'<a href="(?!#)[^"]*">(.*?)</a>', r"\1", body, flags=re.S)
+    return (
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>{html.escape(title)}</title>\n<style>{HTML_STYLE}</style>\n</head>\n"
+        f"<body>\n{body}</body>\n</html>\n"
+    )
+
+
+def write_html_report(store: Store, session_id: str) -> Path:
+    """SESSION_REPORT.html beside SESSION_REPORT.md: the same report, plots inlined."""
+    root, _archive = report_texts(store, session_id)
+    path = store.workspace / "SESSION_REPORT.html"
+    write_text_whole(path, html_report(root, store.workspace, f"Session report — {session_id}"))
+    return path
