@@ -124,3 +124,40 @@ def test_the_html_report_is_one_page_with_no_external_reference(finished: Path) 
     markdown = (finished / "SESSION_REPORT.md").read_text()
     assert parser.tags.count("table") == markdown.count("\n|---")  # every table rendered
     assert "Session report" in page and not re.search(r"-0\.00(?!\d)", page)
+
+
+def test_evaluation_health_shows_the_noisiest_prompts_and_what_moved(finished: Path) -> None:
+    from collections import defaultdict
+    from statistics import stdev
+
+    store = Store(finished)
+    session = store.latest_session()
+    assert session is not None
+    probes = store.probes(session.id)
+    baselines = [p for p in probes if p.kind == "baseline"]
+
+    def prompt_means(probe_id: str) -> dict[tuple[str, str], float]:
+        acc: dict[tuple[str, str], list[float]] = defaultdict(list)
+        for s in store.scores(probe_id):
+            acc[(s.category, s.prompt_id)].append(s.score)
+        return {k: sum(v) / len(v) for k, v in acc.items()}
+
+    per_seed = [prompt_means(b.id) for b in baselines]
+    sds = {k: stdev(m[k] for m in per_seed) for k in per_seed[0]}
+    noisiest = max(sds, key=lambda k: sds[k])
+    text = (finished / "SESSION_REPORT.md").read_text()
+    health = text.split("## Evaluation health", 1)[1].split("\n## ", 1)[0]
+    first_row = next(line for line in health.splitlines() if line.startswith(f"| {noisiest[0]} |"))
+    assert f"| {noisiest[1]} | {sds[noisiest]:.2f} |" in first_row
+    assert "Small categories" not in health  # 24 prompts each
+    # The best probe's most-moved prompt: the largest |probe - baseline mean| over prompts.
+    best = max((p for p in probes if p.kind == "probe" and p.verdict),
+               key=lambda p: p.verdict["target_delta"])  # type: ignore[index]
+    base = {k: sum(m[k] for m in per_seed) / len(per_seed) for k in per_seed[0]}
+    mine = prompt_means(best.id)
+    biggest = max(abs(mine[k] - base[k]) for k in base)
+    section = health.split("for the best probe", 1)[1]
+    top_row = next(line for line in section.splitlines() if line.startswith("| ") and "---" not in line
+                   and "category" not in line)  # fmt: skip
+    assert top_row.rstrip(" |").endswith(f"{biggest:.2f}")
+    assert "Every prompt was scored: no judge error." in health

@@ -205,6 +205,16 @@ def test_unscorable_prompts_are_left_out_never_scored_zero(
     assert facts["n_prompts"] == 24 - len(errors) == 16
     # The real +1.5 effect is still seen on the prompts that were scored.
     assert probe.status == "candidate"
+    # The report's evaluation health counts them, over every training of the session.
+    every = [
+        s
+        for p in store.probes(store.latest_session().id)  # type: ignore[union-attr]
+        for s in store.scores(p.id, include_errors=True)
+        if s.error
+    ]
+    assert {s.category for s in every} == {"facts"} and len(every) > len(errors)
+    report = (workspace / "SESSION_REPORT.md").read_text()
+    assert f"never counted as 0): facts {len(every)}." in report
 
 
 def test_a_hanging_trainer_times_out(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -460,6 +460,16 @@ def report_texts(store: Store, session_id: str) -> tuple[str, str]:
     except Exception as exc:  # matplotlib, a font, a full disk: never the report
         names, error = [], redact(f"{type(exc).__name__}: {exc}", environment_secrets())
 
+    from agent.report.health import evaluation_health
+
+    try:
+        health: dict[str, Any] | None = evaluation_health(
+            store, session_id, data["runs"], data["categories"]
+        )
+    except Exception:  # the section is a reading aid: its failure costs the report nothing
+        health = None
+    data = {**data, "health": health}
+
     def links(prefix: str) -> list[dict[str, str]]:
         return [
             {"path": prefix + name, "title": PLOT_CAPTIONS[name][0], "what": PLOT_CAPTIONS[name][1]}
