@@ -97,3 +97,26 @@ def test_session_frame_names_what_it_cannot_find(tmp_path: Path, campaign_worksp
         session_frame(campaign_workspace, "zzz")
     with pytest.raises(AnalysisError, match=r"matches .*, "):  # both sessions share the day
         session_frame(campaign_workspace, "2")
+
+
+def test_the_reports_cost_counts_what_was_spent_here(campaign_workspace: Path) -> None:
+    """The second session reused the first's baseline: the report's cost charges it nothing,
+    and the total is the sum of the stored wall times of the trainings this session ran."""
+    from agent.report.cost import cost_summary
+
+    store = Store(campaign_workspace)
+    _first, second = store.all_sessions()
+    finished = [p for p in store.probes(second.id) if p.state == "finished"]
+    reused = [p for p in finished if p.reused_from]
+    assert reused and all(p.kind == "baseline" for p in reused)
+    cost = cost_summary(store, second.id)
+    assert cost["reused"] == len(reused) and cost["trainings"] == len(finished) - len(reused)
+    assert cost["trainings"] == store.runs_used(second.id)
+    spent = sum(p.runtime_s or 0.0 for p in finished if not p.reused_from)
+    assert cost["seconds"] == pytest.approx(spent)
+    assert all(r["seconds"] is None for r in cost["rows"] if r["reused_from"])
+    result = runner.invoke(app, ["report", "--session", second.id, "-w", str(campaign_workspace)])
+    assert result.exit_code == 0, result.output
+    text = (campaign_workspace / "SESSION_REPORT.md").read_text()
+    assert f"{cost['trainings']} trainings run, {len(reused)} reused from earlier sessions" in text
+    assert text.count("| reused |") == len(reused)

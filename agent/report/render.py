@@ -32,6 +32,13 @@ def _fmt(value: float | None, signed: bool = False) -> str:
 _NEGATIVE_ZERO = re.compile(r"-(0\.0+)(?![0-9])")
 
 
+def _duration(seconds: float | None) -> str:
+    """A time as the report shows it: tenths of a second under a minute, "—" when unknown."""
+    if seconds is None:
+        return "—"
+    return f"{seconds:.1f}s" if seconds < 60 else format_duration(seconds)
+
+
 def no_negative_zero(text: str) -> str:
     """Verdict reasons format with "+.2f": a delta that rounds to zero reads +0.00."""
     return _NEGATIVE_ZERO.sub(r"+\1", text)
@@ -424,6 +431,7 @@ def render_report(data: dict[str, Any]) -> str:
     )
     env.filters["num"] = _fmt
     env.filters["signed"] = lambda v: _fmt(v, True)
+    env.filters["duration"] = _duration
     return env.get_template(TEMPLATE).render(**data)
 
 
@@ -468,7 +476,9 @@ def report_texts(store: Store, session_id: str) -> tuple[str, str]:
         )
     except Exception:  # the section is a reading aid: its failure costs the report nothing
         health = None
-    data = {**data, "health": health}
+    from agent.report.cost import cost_summary
+
+    data = {**data, "health": health, "cost": cost_summary(store, session_id)}
 
     def links(prefix: str) -> list[dict[str, str]]:
         return [
