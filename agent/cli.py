@@ -956,6 +956,39 @@ def power(
         console.print("the campaign can resolve what it asks (power gate passed)")
 
 
+export_app = typer.Typer(help="Send a session to other tools.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("mlflow")
+def export_mlflow(
+    session: Annotated[str | None, typer.Option(help="Session id (default: the latest).")] = None,
+    tracking_uri: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: sqlite:///<workspace>/runs/mlflow.db)."),
+    ] = None,
+    experiment: Annotated[str, typer.Option(help="MLflow experiment name.")] = "autoresearch",
+    workspace: Workspace = Path("."),
+) -> None:
+    """The session as an MLflow parent run, each training a nested run (params, per-category
+    metrics and deltas, verdict, loss curve, run files; the report and plots on the parent)."""
+    from agent.export_mlflow import ExportError, export_session
+
+    store = _store(workspace)
+    row = _session(store, session) if session else store.latest_session()
+    if row is None:
+        _fail("no session in this workspace")
+    try:
+        done = export_session(store, row.id, tracking_uri=tracking_uri, experiment=experiment)
+    except ExportError as exc:
+        _fail(str(exc))
+    console.print(
+        f"exported session {row.id} to {done.tracking_uri} (experiment {experiment!r}): "
+        f"parent run {done.parent_run_id}, {len(done.child_run_ids)} nested runs"
+    )
+    console.print(f"browse: mlflow ui --backend-store-uri {done.tracking_uri}")
+
+
 def main() -> None:
     """Console entry point."""
     try:

@@ -158,9 +158,9 @@ def check_records(ws: Path) -> None:
     assert (ws / "results.tsv").read_text() == store.render_tsv()
     log = (ws / "runs" / "progress.log").read_text().splitlines()
     assert len(log) == len(store.events())
-    expected = render.render_report(render.report_data(store, session.id))
+    expected, expected_archive = render.report_texts(store, session.id)
     assert (ws / "SESSION_REPORT.md").read_text() == expected
-    assert render.report_archive_path(ws, session.id).read_text() == expected
+    assert render.report_archive_path(ws, session.id).read_text() == expected_archive
     store.close()
 
 

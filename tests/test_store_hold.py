@@ -57,14 +57,28 @@ def test_a_verdict_reads_scores_only_of_replicated_configurations(
 
     from agent.cli import app
 
+    import agent.report.render as render
+
     reads: list[str] = []
     original = Store.scores
+    reporting = []  # the report, written once at the end, reads every training: not a verdict
 
     def counting(self: Store, probe_id: str, **kwargs: object) -> list[Score]:
-        reads.append(probe_id)
+        if not reporting:
+            reads.append(probe_id)
         return original(self, probe_id, **kwargs)  # type: ignore[arg-type]
 
+    original_texts = render.report_texts
+
+    def report_texts(*args: object, **kwargs: object) -> tuple[str, str]:
+        reporting.append(True)
+        try:
+            return original_texts(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            reporting.pop()
+
     monkeypatch.setattr(Store, "scores", counting)
+    monkeypatch.setattr(render, "report_texts", report_texts)
     result = CliRunner().invoke(app, ["start", "--budget", "8", "-w", str(workspace)])
     assert result.exit_code == 0, result.output
     store = Store(workspace)
