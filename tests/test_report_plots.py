@@ -161,3 +161,21 @@ def test_evaluation_health_shows_the_noisiest_prompts_and_what_moved(finished: P
                    and "category" not in line)  # fmt: skip
     assert top_row.rstrip(" |").endswith(f"{biggest:.2f}")
     assert "Every prompt was scored: no judge error." in health
+
+
+def test_a_confirmation_is_shown_beside_the_run_it_reproduces(finished: Path) -> None:
+    store = Store(finished)
+    session = store.latest_session()
+    assert session is not None
+    result = runner.invoke(app, ["report", "-w", str(finished)])
+    assert result.exit_code == 0, result.output
+    text = (finished / "SESSION_REPORT.md").read_text()
+    section = text.split("### Confirmations and replays", 1)[1].split("\n### ", 1)[0]
+    confirms = [p for p in store.probes(session.id) if p.kind == "confirm"]
+    assert confirms
+    for confirm in confirms:
+        parent = store.get_probe(confirm.parent_id or "")
+        assert parent is not None and parent.verdict and confirm.verdict
+        first, again = parent.verdict["target_delta"], confirm.verdict["target_delta"]
+        row = f"| {first:+.2f} | {again:+.2f} | {again - first:+.2f} | {confirm.status} |"
+        assert row in section, (row, section)

@@ -120,6 +120,7 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         for b in baseline_rows
         if b["status"] == "crash"
     ]
+    reproductions = _reproductions(store, runs, objective["target"])
     decisions = store.decisions(session_id)
     cost = sum(d.cost_usd for d in decisions)
     judge_cost = sum((p.metrics or {}).get("judge_cost_usd", 0.0) for p in probes)
@@ -194,6 +195,7 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         "untried": untried,
         "runs": runs,
         "kept": kept,
+        "reproductions": reproductions,
         "unconfirmed": unconfirmed,
         "failures": failures,
         "counts": counts,
@@ -210,6 +212,34 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         ],
         "narrative": session.narrative,
     }
+
+
+def _reproductions(store: Store, runs: list[dict[str, Any]], target: str) -> list[dict[str, Any]]:
+    """Each confirmation and replay beside the run it repeats: both runs' own target delta
+    against the baseline (a replay's verdict pools the two runs; this table does not)."""
+    from agent.compare import CompareError, compare
+
+    def own_delta(probe_id: str) -> float | None:
+        row = store.get_probe(probe_id)
+        if row is None:
+            return None
+        try:
+            comparison = compare(store, None, row, top=0)
+        except CompareError:
+            return None
+        return next((d for c, _, _, d, _ in comparison.categories if c == target), None)
+
+    out = []
+    for r in runs:
+        if r["kind"] not in ("confirm", "replay") or not r["parent"]:
+            continue
+        first, again = own_delta(r["parent"]), own_delta(r["id"])
+        if first is None or again is None:
+            continue
+        out.append({"id": r["id"], "parent": r["parent"], "change": r["change"],
+                    "kind": r["kind"], "first": first, "again": again,
+                    "difference": again - first, "status": r["status"]})  # fmt: skip
+    return sorted(out, key=lambda row: str(row["id"]))
 
 
 def _findings(
