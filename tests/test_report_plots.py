@@ -179,3 +179,32 @@ def test_a_confirmation_is_shown_beside_the_run_it_reproduces(finished: Path) ->
         first, again = parent.verdict["target_delta"], confirm.verdict["target_delta"]
         row = f"| {first:+.2f} | {again:+.2f} | {again - first:+.2f} | {confirm.status} |"
         assert row in section, (row, section)
+
+
+def test_the_tldr_is_three_lines_true_of_the_stored_verdicts(finished: Path) -> None:
+    store = Store(finished)
+    session = store.latest_session()
+    assert session is not None
+    result = runner.invoke(app, ["report", "-w", str(finished)])
+    assert result.exit_code == 0, result.output
+    lines = (finished / "SESSION_REPORT.md").read_text().split("\n\n")[1].splitlines()
+    assert len(lines) == 3 and [line.split("**")[1] for line in lines] == [
+        "Kept:", "Refused:", "Resolution:",
+    ]  # fmt: skip
+    probes = store.probes(session.id)
+    (keep,) = [p for p in probes if p.status == "keep"]
+    v = keep.verdict or {}
+    assert (
+        f"`learning_rate=0.002`: facts {v['target_delta']:+.2f} "
+        f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]" in lines[0]
+    )
+    failed = [p for p in probes if p.status == "guard_fail"]
+    assert failed
+    for p in failed:
+        pv = p.verdict or {}
+        assert f"`{p.changes and next(iter(p.changes))}=" in lines[1]
+        for guard in pv.get("regressed_guards", []):
+            c = next(c for c in pv["categories"] if c["category"] == guard)
+            assert f"{guard} {c['delta']:+.2f}, shown below {c['threshold']:+.2f}" in lines[1]
+    assert f"{store.runs_used(session.id)} trainings in" in lines[2]
+    assert f"effects of {session.mde:.2f} and above" in lines[2] or session.mde is None

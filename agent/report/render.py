@@ -160,6 +160,12 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         untried=untried,
     )
     elapsed = session.seconds_used or 0.0
+    tldr = tldr_lines(
+        runs,
+        objective,
+        power,
+        f"{store.runs_used(session_id)} trainings in {format_duration(elapsed)}",
+    )
     return {
         "session": {
             "id": session.id,
@@ -202,6 +208,7 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         "lanes": lanes,
         "findings": findings,
         "conclusion": conclusion,
+        "tldr": tldr,
         "cost_usd": cost,
         "judge_cost_usd": judge_cost,
         "tokens": {"input": tokens_in, "output": tokens_out},
@@ -212,6 +219,55 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         ],
         "narrative": session.narrative,
     }
+
+
+def tldr_lines(
+    runs: list[dict[str, Any]], objective: dict[str, Any], power: PowerReport | None, spent: str
+) -> list[str]:
+    """Three lines: what was kept, what was refused (and why), what the session could resolve
+    and what it spent. Each states only what the numbers beside it in the report show."""
+    from agent.findings import signed
+
+    target = objective["target"]
+    keeps = [r for r in runs if r["status"] == "keep" and r["target_delta"] is not None]
+    if keeps:
+        kept = "; ".join(
+            f"`{r['change']}`: {target} {signed(r['target_delta'])} "
+            f"[{signed(r['ci_low'])}, {signed(r['ci_high'])}]"
+            for r in sorted(keeps, key=lambda r: -r["target_delta"])
+        )
+        first = f"**Kept:** {kept}, each confirmed on a fresh seed judged alone."
+    else:
+        first = "**Kept:** nothing."
+    refused = []
+    for r in runs:
+        if r["status"] != "guard_fail":
+            continue
+        v = r["verdict"] or {}
+        by_name = {c["category"]: c for c in v.get("categories", [])}
+        why = [
+            f"{g} {signed(by_name[g]['delta'])}, shown below {signed(by_name[g]['threshold'])}"
+            for g in v.get("regressed_guards", [])
+            if g in by_name and by_name[g].get("threshold") is not None
+        ]
+        if not why and v.get("new_critical", 0.0) >= 1.0:
+            why = [f"{v['new_critical']:.1f} more critically failing prompts per run"]
+        refused.append(f"`{r['change']}` ({'; '.join(why) or 'see below'})")
+    crashed = sum(1 for r in runs if r["status"] == "crash")
+    second = "**Refused:** " + (
+        "; ".join(refused) if refused else "nothing: no guard was shown to regress"
+    )
+    if crashed:
+        second += f"; {crashed} training(s) crashed"
+    second += "."
+    if power is not None:
+        third = (
+            f"**Resolution:** {target} effects of {power.mde:.2f} and above are kept with 80% "
+            f"power (min_improvement {power.min_improvement:.2f}); {spent}."
+        )
+    else:
+        third = f"**Resolution:** not measured (no baseline noise); {spent}."
+    return [first, second, third]
 
 
 def _reproductions(store: Store, runs: list[dict[str, Any]], target: str) -> list[dict[str, Any]]:
