@@ -68,17 +68,20 @@ def test_a_verdict_reads_scores_only_of_replicated_configurations(
             reads.append(probe_id)
         return original(self, probe_id, **kwargs)  # type: ignore[arg-type]
 
-    original_texts = render.report_texts
+    def while_reporting(original):  # type: ignore[no-untyped-def]
+        def wrapped(*args: object, **kwargs: object) -> object:
+            reporting.append(True)
+            try:
+                return original(*args, **kwargs)
+            finally:
+                reporting.pop()
 
-    def report_texts(*args: object, **kwargs: object) -> tuple[str, str]:
-        reporting.append(True)
-        try:
-            return original_texts(*args, **kwargs)  # type: ignore[arg-type]
-        finally:
-            reporting.pop()
+        return wrapped
 
     monkeypatch.setattr(Store, "scores", counting)
-    monkeypatch.setattr(render, "report_texts", report_texts)
+    # The narrative's data and the report, built once at the end, read every training.
+    monkeypatch.setattr(render, "report_texts", while_reporting(render.report_texts))
+    monkeypatch.setattr(render, "report_data", while_reporting(render.report_data))
     result = CliRunner().invoke(app, ["start", "--budget", "8", "-w", str(workspace)])
     assert result.exit_code == 0, result.output
     store = Store(workspace)
