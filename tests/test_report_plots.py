@@ -207,4 +207,7 @@ def test_the_tldr_is_three_lines_true_of_the_stored_verdicts(finished: Path) -> 
             c = next(c for c in pv["categories"] if c["category"] == guard)
             assert f"{guard} {c['delta']:+.2f}, shown below {c['threshold']:+.2f}" in lines[1]
     assert f"{store.runs_used(session.id)} trainings in" in lines[2]
+    # The setup names the trainer that produced these numbers.
+    text = (finished / "SESSION_REPORT.md").read_text()
+    assert f"| trainer | command: {sys.executable} {FAKE_TRAINER} --config" in text
     assert f"effects of {session.mde:.2f} and above" in lines[2] or session.mde is None

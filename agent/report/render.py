@@ -160,6 +160,16 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
         untried=untried,
     )
     elapsed = session.seconds_used or 0.0
+    trainer = campaign.get("trainer") or {}
+    if trainer.get("kind") == "trl":
+        trainer_text = (
+            f"trl {trainer.get('objective', 'sft')} on {trainer.get('model')} "
+            f"(dtype {trainer.get('dtype', 'auto')}, data {trainer.get('data')})"
+        )
+    else:
+        trainer_text = (
+            f"{trainer.get('kind', 'command')}: {' '.join(map(str, trainer.get('argv') or []))}"
+        )
     tldr = tldr_lines(
         runs,
         objective,
@@ -183,6 +193,7 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
             "conclusion_note": session.conclusion,
         },
         "objective": objective,
+        "trainer": trainer_text,
         "probe": campaign["probe"],
         "categories": categories,
         "baselines": baseline_rows,
