@@ -120,3 +120,9 @@ def test_the_reports_cost_counts_what_was_spent_here(campaign_workspace: Path) -
     text = (campaign_workspace / "SESSION_REPORT.md").read_text()
     assert f"{cost['trainings']} trainings run, {len(reused)} reused from earlier sessions" in text
     assert text.count("| reused |") == len(reused)
+    # A reused training's judge was paid by its own session: not counted again here.
+    from agent.report.render import report_data
+
+    for p in reused:
+        store.update_probe(p.id, metrics={**(p.metrics or {}), "judge_cost_usd": 1.0})
+    assert report_data(store, second.id)["judge_cost_usd"] == 0.0

@@ -3,8 +3,8 @@
 Time is the stored wall time of each training (`runtime_s`, process start to scores), split
 into training and evaluation where the trainer recorded them (`train_runtime_s`,
 `eval_runtime_s`); GPU-hours only where a trainer recorded `gpu_hours`. A training reused from
-an earlier session cost nothing here and is listed as such. Agent and judge spend come from
-the decisions' and the trainings' recorded tokens and USD.
+an earlier session cost nothing here and is listed as such. Agent and judge spend are the
+report's own totals (`report_data`), shown beside these.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ def cost_summary(store: Store, session_id: str) -> dict[str, Any]:
                 "train_s": None if p.reused_from else _number(metrics, "train_runtime_s"),
                 "eval_s": None if p.reused_from else _number(metrics, "eval_runtime_s"),
                 "gpu_hours": _number(metrics, "gpu_hours"),
-                "judge_usd": _number(metrics, "judge_cost_usd"),
             }
         )
     paid = [r for r in rows if not r["reused_from"]]
@@ -47,7 +46,6 @@ def cost_summary(store: Store, session_id: str) -> dict[str, Any]:
     for r in paid:
         by_kind[r["kind"]] = by_kind.get(r["kind"], 0.0) + (r["seconds"] or 0.0)
     gpu = [r["gpu_hours"] for r in paid if r["gpu_hours"] is not None]
-    decisions = store.decisions(session_id)
     return {
         "rows": rows,
         "trainings": len(paid),
@@ -55,10 +53,4 @@ def cost_summary(store: Store, session_id: str) -> dict[str, Any]:
         "seconds": sum(r["seconds"] or 0.0 for r in paid),
         "by_kind": by_kind,
         "gpu_hours": sum(gpu) if gpu else None,
-        "agent_usd": sum(d.cost_usd for d in decisions),
-        "agent_tokens": (
-            sum(d.input_tokens for d in decisions),
-            sum(d.output_tokens for d in decisions),
-        ),
-        "judge_usd": sum(r["judge_usd"] or 0.0 for r in paid),
     }

@@ -123,7 +123,10 @@ def report_data(store: Store, session_id: str) -> dict[str, Any]:
     reproductions = _reproductions(store, runs, objective["target"])
     decisions = store.decisions(session_id)
     cost = sum(d.cost_usd for d in decisions)
-    judge_cost = sum((p.metrics or {}).get("judge_cost_usd", 0.0) for p in probes)
+    # A reused training's metrics are its original session's: its judge was paid there.
+    judge_cost = sum(
+        (p.metrics or {}).get("judge_cost_usd", 0.0) for p in probes if not p.reused_from
+    )
     tokens_in = sum(d.input_tokens for d in decisions)
     tokens_out = sum(d.output_tokens for d in decisions)
     fallbacks = [d for d in decisions if "fallback" in d.policy]
