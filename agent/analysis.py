@@ -58,17 +58,14 @@ class AnalysisError(ValueError):
 
 
 def _sessions(store: Store, session: str | None, campaign: bool) -> list[Any]:
-    everything = store.all_sessions()
     if campaign:
-        return everything
+        return store.all_sessions()
     if session is None:
         latest = store.latest_session()
         if latest is None:
             raise AnalysisError(f"{store.workspace}: no session has run in this workspace")
         return [latest]
-    found = [s for s in everything if s.id == session] or [
-        s for s in everything if s.id.startswith(session)
-    ]
+    found = store.find_session(session)
     if len(found) != 1:
         which = ", ".join(s.id for s in found) or "none"
         raise AnalysisError(f"{store.workspace}: session {session!r} matches {which}")

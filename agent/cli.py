@@ -577,9 +577,7 @@ def status(
 
 def _session(store: Any, ref: str) -> Any:
     """A session by id or unique id prefix; a clear error otherwise."""
-    found = [s for s in store.all_sessions() if s.id == ref] or [
-        s for s in store.all_sessions() if s.id.startswith(ref)
-    ]
+    found = store.find_session(ref)
     if len(found) == 1:
         return found[0]
     if not found:

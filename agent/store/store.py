@@ -265,6 +265,13 @@ class Store:
         with self._sessions() as db:
             return db.get(ProbeRow, probe_id)
 
+    def find_session(self, prefix: str) -> list[SessionRow]:
+        """Sessions whose id equals or starts with `prefix` (the exact one alone if any)."""
+        everything = self.all_sessions()
+        return [s for s in everything if s.id == prefix] or [
+            s for s in everything if s.id.startswith(prefix)
+        ]
+
     def find_probe(self, prefix: str) -> list[ProbeRow]:
         """Probes whose id equals or starts with `prefix`."""
         with self._sessions() as db:
