@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.proposals import format_changes
 from agent.training_log import read_history
 
 if TYPE_CHECKING:
@@ -36,9 +37,9 @@ class HeatmapCells:
     significant: list[list[bool]]  # the interval excludes 0
 
 
-def _label(run: dict[str, Any]) -> str:
-    kind = "" if run["kind"] == "probe" else f" ({run['kind']})"
-    return f"{run['change']}{kind}"
+def _label(change: str, kind: str) -> str:
+    """`lr=0.002`, `lr=0.002 (confirm)`: a training as the plots name it."""
+    return change if kind == "probe" else f"{change} ({kind})"
 
 
 def heatmap_cells(runs: Sequence[dict[str, Any]], categories: Sequence[str]) -> HeatmapCells:
@@ -48,7 +49,7 @@ def heatmap_cells(runs: Sequence[dict[str, Any]], categories: Sequence[str]) -> 
         by_category = {c["category"]: c for c in (run.get("verdict") or {}).get("categories", [])}
         if not by_category:
             continue  # a crash: nothing compared
-        rows.append(_label(run))
+        rows.append(_label(run["change"], run["kind"]))
         deltas.append(
             [float(by_category[c]["delta"]) if c in by_category else math.nan for c in categories]
         )
@@ -64,7 +65,13 @@ def heatmap_cells(runs: Sequence[dict[str, Any]], categories: Sequence[str]) -> 
 def forest_rows(runs: Sequence[dict[str, Any]]) -> list[tuple[str, float, float, float, str]]:
     """(label, delta, interval low, interval high, status) per judged training, best first."""
     out = [
-        (_label(r), float(r["target_delta"]), float(r["ci_low"]), float(r["ci_high"]), r["status"])
+        (
+            _label(r["change"], r["kind"]),
+            float(r["target_delta"]),
+            float(r["ci_low"]),
+            float(r["ci_high"]),
+            r["status"],
+        )
         for r in runs
         if r.get("target_delta") is not None and r.get("ci_low") is not None
     ]
@@ -305,7 +312,7 @@ def write_plots(store: Store, session_id: str, data: dict[str, Any], folder: Pat
         history = read_history(Path(p.run_dir) if p.run_dir else None)
         if history and p.state == "finished":
             label = (
-                p.id if p.kind == "baseline" else _label({"change": data_change(p), "kind": p.kind})
+                p.id if p.kind == "baseline" else _label(format_changes(p.changes or {}), p.kind)
             )
             curves[label] = (p.kind, [(e.get("step", i), e["loss"]) for i, e in enumerate(history)])
     if curves:
@@ -316,9 +323,3 @@ def write_plots(store: Store, session_id: str, data: dict[str, Any], folder: Pat
         draw_progress(points, target, folder / "progress.png")
         written.append("progress.png")
     return written
-
-
-def data_change(probe: Any) -> str:
-    from agent.proposals import format_changes
-
-    return format_changes(probe.changes or {})
