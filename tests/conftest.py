@@ -105,6 +105,20 @@ def make_workspace(root: Path, *, timeout: str = "60s", campaign: str | None = N
     return root
 
 
+def finished_fake_session(root: Path, *args: str) -> Path:
+    """A workspace at `root` where one `start --budget 8` of the fake trainer has run (a keep,
+    a discard, a guard_fail); `args` are more `start` options."""
+    from typer.testing import CliRunner
+
+    from agent.cli import app
+
+    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
+    workspace = make_workspace(root, campaign=text)
+    result = CliRunner().invoke(app, ["start", "--budget", "8", *args, "-w", str(workspace)])
+    assert result.exit_code == 0, result.output
+    return workspace
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Path:
     return make_workspace(tmp_path / "ws")

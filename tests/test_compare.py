@@ -5,7 +5,6 @@ the stored verdicts, not through the code under test)."""
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,18 +14,15 @@ from typer.testing import CliRunner
 from agent.cli import app
 from agent.compare import CompareError, compare
 from agent.store.store import Store
-from tests.conftest import CAMPAIGN, FAKE_TRAINER, make_workspace
+from tests.conftest import finished_fake_session
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
-    workspace = make_workspace(tmp_path_factory.mktemp("compare") / "ws", campaign=text)
-    result = runner.invoke(app, ["start", "--budget", "8", "-w", str(workspace)])
-    assert result.exit_code == 0, result.output
-    return workspace
+    """A budget-8 session of the fake trainer (a keep, a discard, a guard_fail)."""
+    return finished_fake_session(tmp_path_factory.mktemp("compare") / "ws")
 
 
 def _prompt_means(store: Store, probe_id: str) -> dict[tuple[str, str], float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -14,7 +15,7 @@ from agent.cli import app
 from agent.report import plots
 from agent.report.render import plots_folder, report_data
 from agent.store.store import Store
-from tests.conftest import CAMPAIGN, FAKE_TRAINER, make_workspace
+from tests.conftest import FAKE_TRAINER, finished_fake_session
 
 runner = CliRunner()
 
@@ -22,11 +23,17 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A budget-8 session of the fake trainer (a keep, a discard, a guard_fail)."""
-    text = CAMPAIGN.format(python=sys.executable, trainer=FAKE_TRAINER, timeout="60s")
-    workspace = make_workspace(tmp_path_factory.mktemp("plots") / "ws", campaign=text)
-    result = runner.invoke(app, ["start", "--budget", "8", "-w", str(workspace)])
+    return finished_fake_session(tmp_path_factory.mktemp("plots") / "ws")
+
+
+def _reported(finished: Path) -> tuple[Store, Any, str]:
+    """The workspace's store, its session and its report, written afresh by `report`."""
+    store = Store(finished)
+    session = store.latest_session()
+    assert session is not None
+    result = runner.invoke(app, ["report", "-w", str(finished)])
     assert result.exit_code == 0, result.output
-    return workspace
+    return store, session, (finished / "SESSION_REPORT.md").read_text()
 
 
 def test_plots_are_written_viewable_and_linked_from_both_reports(finished: Path) -> None:
@@ -151,25 +158,25 @@ def test_evaluation_health_shows_the_noisiest_prompts_and_what_moved(finished: P
     assert f"| {noisiest[1]} | {sds[noisiest]:.2f} |" in first_row
     assert "Small categories" not in health  # 24 prompts each
     # The best probe's most-moved prompt: the largest |probe - baseline mean| over prompts.
-    best = max((p for p in probes if p.kind == "probe" and p.verdict),
-               key=lambda p: p.verdict["target_delta"])  # type: ignore[index]
+    best = max(
+        (p for p in probes if p.kind == "probe" and p.verdict),
+        key=lambda p: p.verdict["target_delta"],
+    )  # type: ignore[index]
     base = {k: sum(m[k] for m in per_seed) / len(per_seed) for k in per_seed[0]}
     mine = prompt_means(best.id)
     biggest = max(abs(mine[k] - base[k]) for k in base)
     section = health.split("for the best probe", 1)[1]
-    top_row = next(line for line in section.splitlines() if line.startswith("| ") and "---" not in line
-                   and "category" not in line)  # fmt: skip
+    top_row = next(
+        line
+        for line in section.splitlines()
+        if line.startswith("| ") and "---" not in line and "category" not in line
+    )
     assert top_row.rstrip(" |").endswith(f"{biggest:.2f}")
     assert "Every prompt was scored: no judge error." in health
 
 
 def test_a_confirmation_is_shown_beside_the_run_it_reproduces(finished: Path) -> None:
-    store = Store(finished)
-    session = store.latest_session()
-    assert session is not None
-    result = runner.invoke(app, ["report", "-w", str(finished)])
-    assert result.exit_code == 0, result.output
-    text = (finished / "SESSION_REPORT.md").read_text()
+    store, session, text = _reported(finished)
     section = text.split("### Confirmations and replays", 1)[1].split("\n### ", 1)[0]
     confirms = [p for p in store.probes(session.id) if p.kind == "confirm"]
     assert confirms
@@ -182,12 +189,8 @@ def test_a_confirmation_is_shown_beside_the_run_it_reproduces(finished: Path) ->
 
 
 def test_the_tldr_is_three_lines_true_of_the_stored_verdicts(finished: Path) -> None:
-    store = Store(finished)
-    session = store.latest_session()
-    assert session is not None
-    result = runner.invoke(app, ["report", "-w", str(finished)])
-    assert result.exit_code == 0, result.output
-    lines = (finished / "SESSION_REPORT.md").read_text().split("\n\n")[1].splitlines()
+    store, session, text = _reported(finished)
+    lines = text.split("\n\n")[1].splitlines()
     assert len(lines) == 3 and [line.split("**")[1] for line in lines] == [
         "Kept:", "Refused:", "Resolution:",
     ]  # fmt: skip
@@ -208,6 +211,5 @@ def test_the_tldr_is_three_lines_true_of_the_stored_verdicts(finished: Path) -> 
             assert f"{guard} {c['delta']:+.2f}, shown below {c['threshold']:+.2f}" in lines[1]
     assert f"{store.runs_used(session.id)} trainings in" in lines[2]
     # The setup names the trainer that produced these numbers.
-    text = (finished / "SESSION_REPORT.md").read_text()
     assert f"| trainer | command: {sys.executable} {FAKE_TRAINER} --config" in text
     assert f"effects of {session.mde:.2f} and above" in lines[2] or session.mde is None
