@@ -62,7 +62,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agent.stats import SESSION_ALPHA, PowerReport, holm
-from agent.verdict import CategoryComparison, Verdict, VerdictStatus
+from agent.verdict import CategoryComparison, Verdict, VerdictStatus, signed
 
 _EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
@@ -242,12 +242,6 @@ def _guard_names(reason: str) -> list[str]:
 
 def _fmt(v: Any) -> str:
     return f"{v:.6g}" if isinstance(v, float) else str(v)
-
-
-def signed(v: float) -> str:
-    """+0.12 / -0.12, never -0.00."""
-    r = round(v, 2)
-    return f"{(r if r != 0 else 0.0):+.2f}"
 
 
 def _num(v: float | None) -> str:

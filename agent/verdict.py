@@ -189,6 +189,12 @@ _UNBOUNDED = {"dof": math.inf, "se": math.inf, "ci_low": -math.inf, "ci_high": m
 """CategoryComparison's fields that may be infinite, with the value a stored null stands for."""
 
 
+def signed(v: float) -> str:
+    """+0.12 / -0.12, never -0.00."""
+    r = round(v, 2)
+    return f"{(r if r != 0 else 0.0):+.2f}"
+
+
 def target_effect(verdict: dict[str, Any] | None) -> str | None:
     """A stored verdict's target effect, `facts +1.47 [+0.97, +1.96]`, or None when it has
     none (a crash, a baseline)."""
@@ -196,8 +202,8 @@ def target_effect(verdict: dict[str, Any] | None) -> str | None:
     if v.get("target_delta") is None or v.get("ci_low") is None:
         return None
     return (
-        f"{v.get('target', 'target')} {v['target_delta']:+.2f} "
-        f"[{v['ci_low']:+.2f}, {v['ci_high']:+.2f}]"
+        f"{v.get('target', 'target')} {signed(v['target_delta'])} "
+        f"[{signed(v['ci_low'])}, {signed(v['ci_high'])}]"
     )
 
 

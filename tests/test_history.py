@@ -275,3 +275,11 @@ def test_adopt_moves_a_continued_comment_with_the_value_it_described(tmp_path: P
         "                           # (two seeds)",
         f"  warmup_ratio: 0.1  # {note}; was not set",
     ]
+
+
+def test_the_effect_adopt_and_history_print_has_no_negative_zero() -> None:
+    from agent.verdict import target_effect
+
+    v = {"target": "facts", "target_delta": -0.004, "ci_low": -0.5, "ci_high": 0.001}
+    assert target_effect(v) == "facts +0.00 [-0.50, +0.00]"
+    assert target_effect({"target": "facts", "target_delta": None}) is None
